@@ -1,0 +1,73 @@
+//! Readers: untrusted bytes in, indicator records out.
+
+use khien_model::{Confidence, Family, IndicatorRecord, ThreatType, Timestamp, Tlp};
+
+use crate::Location;
+
+/// Attributes applied to records whose input does not say otherwise
+/// (`khien intel import --source … --tlp … --family …`).
+#[derive(Debug, Clone)]
+pub struct ImportDefaults {
+    pub source: String,
+    pub tlp: Tlp,
+    pub confidence: Confidence,
+    pub family: Option<Family>,
+    pub threat_type: ThreatType,
+    /// "Now" for records without their own times; passed in so that
+    /// readers stay pure and tests reproducible.
+    pub now: Timestamp,
+    /// When set, the user's `--family`/`--type`/`--tlp`/`--confidence`
+    /// override what the input says instead of filling gaps.
+    pub force: bool,
+}
+
+/// Why a well-formed record was passed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SkipReason {
+    /// Blank line or comment.
+    Comment,
+    /// A STIX object that is not an indicator (relationship, identity, …).
+    NotIndicator,
+    /// A STIX pattern outside the IOC subset (e.g. `process:name`, AND).
+    UnsupportedPattern,
+    /// A MISP attribute of a type we do not import (e.g. `filename`).
+    UnsupportedType,
+    /// A MISP attribute with `to_ids` false.
+    NotForDetection,
+    /// A STIX indicator revoked, or whose `valid_until` has passed.
+    Revoked,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Comment => "comment",
+            Self::NotIndicator => "not-indicator",
+            Self::UnsupportedPattern => "unsupported-pattern",
+            Self::UnsupportedType => "unsupported-type",
+            Self::NotForDetection => "not-for-detection",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// What a reader reports for each thing it reads.
+#[derive(Debug, Clone)]
+pub enum ReadEvent {
+    Record(IndicatorRecord),
+    Skipped { location: Location, reason: SkipReason },
+    Rejected { location: Location, reason: String },
+}
+
+/// Receives a reader's events. Returning `Err(reason)` stops the reader,
+/// which then returns [`crate::Error::Stopped`].
+pub trait ReadSink {
+    fn event(&mut self, event: ReadEvent) -> Result<(), String>;
+}
+
+impl<F: FnMut(ReadEvent) -> Result<(), String>> ReadSink for F {
+    fn event(&mut self, event: ReadEvent) -> Result<(), String> {
+        self(event)
+    }
+}

@@ -1,0 +1,1 @@
+//! MISP warninglists: known-good values that must never be blocked.

@@ -1,0 +1,2 @@
+//! Writers: merged indicators out, in the formats resolvers, TIPs and
+//! spreadsheets read.
