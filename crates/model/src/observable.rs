@@ -54,6 +54,22 @@ impl ObservableKind {
         }
     }
 
+    /// How long a source's listing stays valid when the source gives no
+    /// expiry: addresses are re-assigned within weeks, domains and URLs
+    /// live longer, a file hash never stops being that file. Operators
+    /// override these per kind.
+    pub fn default_lifetime(self) -> Option<chrono::Duration> {
+        let days = match self {
+            Self::Ipv4 | Self::Ipv6 => 30,
+            Self::Cidr => 90,
+            Self::Url => 90,
+            Self::Domain => 180,
+            Self::Email | Self::Phone => 365,
+            Self::Sha256 | Self::Sha1 | Self::Md5 => return None,
+        };
+        Some(chrono::Duration::days(days))
+    }
+
     /// True for the kinds that are file hashes.
     pub fn is_hash(self) -> bool {
         matches!(self, Self::Sha256 | Self::Sha1 | Self::Md5)
