@@ -1,1 +1,32 @@
-fn main() {}
+//! `khien` — one binary, several roles. This crate only parses arguments and
+//! calls the libraries; see ARCHITECTURE.md for where the work happens.
+//!
+//! Exit codes: 0 success; 1 findings (e.g. `intel search` found an active
+//! indicator); 2 error (bad arguments, unreadable input, `--strict` abort).
+
+mod cli;
+mod i18n;
+mod intel;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    i18n::init(args.lang);
+    match run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            output::print_error(&err);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
+    match args.command {
+        cli::Command::Intel(cmd) => intel::run(&args.global, cmd),
+    }
+}

@@ -1,0 +1,549 @@
+//! `khien intel …`: glue between the format readers/writers, the
+//! warninglists and the store. Batching and counting live here; parsing and
+//! persistence do not.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use khien_formats::read::{self, CsvMapping, Format, ImportDefaults, ReadEvent, SkipReason};
+use khien_formats::warninglist::WarninglistSet;
+use khien_model::{Confidence, Family, IndicatorRecord, Observable, ObservableKind, ThreatType, Tlp};
+use khien_store::{BatchOutcome, IndicatorFilter, Store};
+use serde::Serialize;
+
+use crate::cli::{ExpireArgs, FilterArgs, ImportArgs, ImportFormat, IntelCommand, WarninglistArgs};
+use crate::cli::Global;
+use crate::i18n::t;
+use crate::output;
+
+mod export;
+
+/// How many rejected records are shown with their location; all are counted.
+const REJECTIONS_SHOWN: usize = 20;
+
+pub fn run(global: &Global, cmd: IntelCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        IntelCommand::Import(args) => import(global, args),
+        IntelCommand::Export(args) => export::run(global, args),
+        IntelCommand::Search(args) => search(global, &args.value),
+        IntelCommand::Stats => stats(global),
+        IntelCommand::Expire(args) => expire(global, args),
+        IntelCommand::Allowlist(args) => reapply_allowlist(global, args),
+    }
+}
+
+pub fn open_store(global: &Global) -> anyhow::Result<Store> {
+    Store::open(&global.database).with_context(|| format!("opening database {}", redact(&global.database)))
+}
+
+/// Hides a password in a database URL before it reaches a terminal or log.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The warninglists in force: the embedded defaults (unless turned off)
+/// followed by the operator's own directories.
+pub struct Warninglists {
+    sets: Vec<WarninglistSet>,
+    use_default: bool,
+}
+
+impl Warninglists {
+    pub fn load(args: &WarninglistArgs) -> anyhow::Result<Self> {
+        let mut sets = Vec::new();
+        for dir in &args.warninglists {
+            sets.push(
+                WarninglistSet::load_dir(dir)
+                    .with_context(|| format!("loading warninglists from {}", dir.display()))?,
+            );
+        }
+        Ok(Self {
+            sets,
+            use_default: !args.no_default_warninglists,
+        })
+    }
+
+    pub fn check(&self, observable: &Observable) -> Option<String> {
+        if self.use_default {
+            if let Some(name) = WarninglistSet::embedded_default().check(observable) {
+                return Some(name.to_string());
+            }
+        }
+        self.sets.iter().find_map(|s| s.check(observable)).map(str::to_string)
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ImportReport {
+    path: String,
+    format: String,
+    read: u64,
+    new: u64,
+    updated: u64,
+    unchanged: u64,
+    allowlisted: u64,
+    skipped: BTreeMap<String, u64>,
+    rejected: u64,
+    rejections: Vec<Rejection>,
+}
+
+#[derive(Debug, Serialize)]
+struct Rejection {
+    location: String,
+    reason: String,
+}
+
+impl ImportReport {
+    fn add(&mut self, o: BatchOutcome) {
+        self.new += o.new;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.allowlisted += o.allowlisted;
+    }
+
+    fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    fn summary(&self) -> String {
+        t(
+            "import.summary",
+            &[
+                ("read", &self.read),
+                ("new", &self.new),
+                ("updated", &self.updated),
+                ("unchanged", &self.unchanged),
+                ("allowlisted", &self.allowlisted),
+                ("skipped", &self.skipped_total()),
+                ("rejected", &self.rejected),
+            ],
+        )
+    }
+}
+
+fn defaults_for(args: &ImportArgs, path: &Path) -> anyhow::Result<ImportDefaults> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| s != "-" && !s.is_empty())
+        .unwrap_or_else(|| "stdin".to_string());
+    let family = if args.family_from_file_name {
+        Some(Family::new(&stem).with_context(|| format!("family from file name {stem:?}"))?)
+    } else {
+        args.family
+            .as_deref()
+            .map(Family::new)
+            .transpose()
+            .context("--family")?
+    };
+    Ok(ImportDefaults {
+        source: args.source.clone().unwrap_or(stem),
+        tlp: args.tlp.as_deref().map(str::parse::<Tlp>).transpose().context("--tlp")?.unwrap_or(Tlp::Amber),
+        confidence: args
+            .confidence
+            .map(Confidence::new)
+            .transpose()
+            .context("--confidence")?
+            .unwrap_or_default(),
+        family,
+        threat_type: args
+            .threat_type
+            .as_deref()
+            .map(str::parse::<ThreatType>)
+            .transpose()
+            .context("--type")?
+            .unwrap_or_default(),
+        now: Utc::now(),
+        force: args.force,
+    })
+}
+
+fn import(global: &Global, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let warninglists = Warninglists::load(&args.warninglists)?;
+    let mut store = open_store(global)?;
+    let started = Instant::now();
+    let mut reports = Vec::new();
+    // With --strict the whole run is one transaction: the first bad record
+    // in any file aborts it and nothing is written.
+    let mut importer = store.import(args.strict)?;
+    for path in &args.paths {
+        let defaults = defaults_for(&args, path)?;
+        let report = import_one(path, &args, &defaults, &warninglists, &mut importer)?;
+        if !global.json {
+            output::note(&format!("{}: {}", path.display(), report.summary()));
+            for (reason, count) in &report.skipped {
+                output::note(&format!("  {}", t("import.skipped", &[("reason", reason), ("count", count)])));
+            }
+            for r in &report.rejections {
+                output::note(&format!(
+                    "  {}",
+                    t("import.rejected", &[("location", &r.location), ("reason", &r.reason)])
+                ));
+            }
+            let hidden = report.rejected.saturating_sub(report.rejections.len() as u64);
+            if hidden > 0 {
+                output::note(&format!("  {}", t("import.rejected_more", &[("count", &hidden)])));
+            }
+        }
+        reports.push(report);
+    }
+    importer.commit()?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut total = ImportReport {
+        path: t("import.total", &[]),
+        ..Default::default()
+    };
+    for r in &reports {
+        total.read += r.read;
+        total.new += r.new;
+        total.updated += r.updated;
+        total.unchanged += r.unchanged;
+        total.allowlisted += r.allowlisted;
+        total.rejected += r.rejected;
+        for (k, v) in &r.skipped {
+            *total.skipped.entry(k.clone()).or_default() += v;
+        }
+    }
+    if global.json {
+        output::json(&serde_json::json!({
+            "files": reports,
+            "total": total,
+            "seconds": elapsed,
+        }))?;
+    } else {
+        output::line(&format!("{}: {}", total.path, total.summary()));
+        let rate = if elapsed > 0.0 { (total.read as f64 / elapsed) as u64 } else { total.read };
+        output::note(&t(
+            "import.rate",
+            &[("count", &total.read), ("seconds", &format!("{elapsed:.2}")), ("rate", &rate)],
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import_one(
+    path: &Path,
+    args: &ImportArgs,
+    defaults: &ImportDefaults,
+    warninglists: &Warninglists,
+    importer: &mut khien_store::Importer<'_>,
+) -> anyhow::Result<ImportReport> {
+    let mut report = ImportReport {
+        path: path.display().to_string(),
+        ..Default::default()
+    };
+    let mut batch: Vec<IndicatorRecord> = Vec::with_capacity(args.batch_size);
+    let mut failure: Option<anyhow::Error> = None;
+    let strict = args.strict;
+    let batch_size = args.batch_size;
+
+    let mut flush = |batch: &mut Vec<IndicatorRecord>, report: &mut ImportReport| -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let allowlisted: Vec<Option<String>> = batch.iter().map(|r| warninglists.check(&r.observable)).collect();
+        let outcome = importer.add_batch(batch, &allowlisted)?;
+        report.add(outcome);
+        batch.clear();
+        Ok(())
+    };
+
+    let mut on_event = |event: ReadEvent, report: &mut ImportReport, batch: &mut Vec<IndicatorRecord>| -> Result<(), String> {
+        match event {
+            ReadEvent::Record(record) => {
+                report.read += 1;
+                batch.push(record);
+                if batch.len() >= batch_size {
+                    if let Err(e) = flush(batch, report) {
+                        let msg = format!("{e:#}");
+                        failure = Some(e);
+                        return Err(msg);
+                    }
+                }
+            }
+            ReadEvent::Skipped { reason, .. } => {
+                *report.skipped.entry(skip_name(reason).to_string()).or_default() += 1;
+            }
+            ReadEvent::Rejected { location, reason } => {
+                report.read += 1;
+                report.rejected += 1;
+                if strict {
+                    return Err(format!("{location}: {reason}"));
+                }
+                if report.rejections.len() < REJECTIONS_SHOWN {
+                    report.rejections.push(Rejection {
+                        location: location.to_string(),
+                        reason,
+                    });
+                }
+            }
+        }
+        Ok(())
+    };
+
+    let result = {
+        let mut sink = |event: ReadEvent| on_event(event, &mut report, &mut batch);
+        if path.is_dir() {
+            report.format = "misp-feed".into();
+            read::read_misp_feed_dir(path, defaults, &mut sink).map(|_| ())
+        } else {
+            let mut input = open_input(path)?;
+            let format = choose_format(args, &mut input, path)?;
+            report_format(&format, path);
+            read::read(format, input, defaults, &mut sink).map(|_| ())
+        }
+    };
+    if let Some(e) = failure {
+        return Err(e.context(format!("storing records from {}", path.display())));
+    }
+    match result {
+        Ok(()) => {}
+        Err(khien_formats::Error::Stopped { location, reason }) if strict => {
+            bail!("{}: {location}: {reason}\n{}", path.display(), t("import.strict_abort", &[]));
+        }
+        Err(e) if strict => return Err(anyhow::Error::new(e).context(t("import.strict_abort", &[]))),
+        Err(e) => {
+            // The input broke off (truncated JSON, I/O error): what was read
+            // before stays imported, and the break is reported as an error.
+            flush(&mut batch, &mut report)?;
+            return Err(anyhow::Error::new(e).context(format!("reading {} ({})", path.display(), report.summary())));
+        }
+    }
+    flush(&mut batch, &mut report)?;
+    if report.format.is_empty() {
+        report.format = format_name(args.format).into();
+    }
+    Ok(report)
+}
+
+fn report_format(format: &Format, path: &Path) {
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        output::note(&t(
+            "import.file",
+            &[("path", &path.display()), ("format", &format!("{format:?}"))],
+        ));
+    }
+}
+
+fn format_name(f: ImportFormat) -> &'static str {
+    match f {
+        ImportFormat::Auto => "auto",
+        ImportFormat::List => "list",
+        ImportFormat::Csv => "csv",
+        ImportFormat::Stix => "stix",
+        ImportFormat::Misp => "misp",
+    }
+}
+
+fn skip_name(reason: SkipReason) -> &'static str {
+    reason.as_str()
+}
+
+fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
+    let raw: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let bar = indicatif::ProgressBar::new(len).with_style(
+                indicatif::ProgressStyle::with_template("{spinner} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            Box::new(bar.wrap_read(file))
+        } else {
+            Box::new(file)
+        }
+    };
+    Ok(Box::new(BufReader::with_capacity(1 << 20, raw)))
+}
+
+fn choose_format(args: &ImportArgs, input: &mut Box<dyn BufRead>, path: &Path) -> anyhow::Result<Format> {
+    let csv_mapping = || -> anyhow::Result<CsvMapping> {
+        match args.csv_map.as_deref() {
+            Some(spec) => CsvMapping::parse(spec).map_err(anyhow::Error::new).context("--csv-map"),
+            None => Ok(CsvMapping::default()),
+        }
+    };
+    Ok(match args.format {
+        ImportFormat::List => Format::List,
+        ImportFormat::Stix => Format::Stix,
+        ImportFormat::Misp => Format::Misp,
+        ImportFormat::Csv => Format::Csv(csv_mapping()?),
+        ImportFormat::Auto => {
+            let head = input.fill_buf().context("reading the start of the input")?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            match Format::detect(head, name.as_deref()) {
+                Format::Csv(guessed) if args.csv_map.is_none() => Format::Csv(guessed),
+                Format::Csv(_) => Format::Csv(csv_mapping()?),
+                other => other,
+            }
+        }
+    })
+}
+
+fn search(global: &Global, query: &str) -> anyhow::Result<ExitCode> {
+    let mut store = open_store(global)?;
+    let now = Utc::now();
+    let found = store.search(query, now).with_context(|| format!("searching {query:?}"))?;
+    let any_active = found.iter().any(|i| i.is_active(now));
+    if global.json {
+        output::json(&found)?;
+    } else if found.is_empty() {
+        output::line(&t("search.none", &[("query", &query)]));
+    } else {
+        for ind in &found {
+            let state = if let Some(list) = &ind.allowlisted_by {
+                t("search.allowlisted", &[("list", list)])
+            } else if ind.is_active(now) {
+                t("search.active", &[])
+            } else {
+                t("search.expired", &[])
+            };
+            output::line(&format!(
+                "{} {}  [{}] type={} family={} confidence={} tlp={} first={} last={}",
+                ind.observable.kind(),
+                ind.observable.value(),
+                state,
+                ind.threat_type,
+                ind.family.as_ref().map_or("-", Family::as_str),
+                ind.confidence,
+                ind.tlp,
+                ind.first_seen.format("%Y-%m-%d"),
+                ind.last_seen.format("%Y-%m-%d"),
+            ));
+            for s in &ind.sources {
+                output::line(&format!(
+                    "    {} type={} family={} confidence={} tlp={} last={}{}",
+                    s.source,
+                    s.threat_type,
+                    s.family.as_ref().map_or("-", Family::as_str),
+                    s.confidence,
+                    s.tlp,
+                    s.last_seen.format("%Y-%m-%d"),
+                    s.reference.as_deref().map(|r| format!(" ref={r}")).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    Ok(if any_active { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn stats(global: &Global) -> anyhow::Result<ExitCode> {
+    let mut store = open_store(global)?;
+    let s = store.stats(Utc::now())?;
+    if global.json {
+        output::json(&s)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    output::line(&t("stats.title", &[("backend", &store.backend())]));
+    output::line(&t(
+        "stats.indicators",
+        &[
+            ("total", &s.indicators),
+            ("active", &s.active),
+            ("allowlisted", &s.allowlisted),
+            ("expired", &s.expired),
+            ("sources", &s.sources),
+        ],
+    ));
+    for (title, rows) in [
+        ("stats.by_kind", &s.by_kind),
+        ("stats.by_source", &s.by_source),
+        ("stats.by_type", &s.by_threat_type),
+        ("stats.by_tlp", &s.by_tlp),
+        ("stats.top_families", &s.top_families),
+    ] {
+        if rows.is_empty() {
+            continue;
+        }
+        output::line(&format!("{}:", t(title, &[])));
+        for (name, count) in rows {
+            output::line(&format!("  {name:<24} {count:>10}"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn expire(global: &Global, args: ExpireArgs) -> anyhow::Result<ExitCode> {
+    let mut store = open_store(global)?;
+    let out = store.expire(Utc::now(), chrono::Duration::days(i64::from(args.grace_days)))?;
+    if global.json {
+        output::json(&out)?;
+    } else {
+        output::line(&t(
+            "expire.done",
+            &[
+                ("sources", &out.sources_removed),
+                ("indicators", &out.indicators_removed),
+                ("updated", &out.indicators_updated),
+            ],
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reapply_allowlist(global: &Global, args: WarninglistArgs) -> anyhow::Result<ExitCode> {
+    let lists = Warninglists::load(&args)?;
+    let mut store = open_store(global)?;
+    let changed = store.reapply_allowlist(&|o| lists.check(o))?;
+    if global.json {
+        output::json(&serde_json::json!({ "changed": changed }))?;
+    } else {
+        output::line(&t("allowlist.done", &[("changed", &changed)]));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Turns the filter flags into a store filter, naming the flag on error.
+pub fn filter_from(args: &FilterArgs) -> anyhow::Result<IndicatorFilter> {
+    let kinds = args
+        .kinds
+        .iter()
+        .map(|k| k.parse::<ObservableKind>().with_context(|| format!("--kind {k}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let threat_types = args
+        .threat_types
+        .iter()
+        .map(|k| k.parse::<ThreatType>().with_context(|| format!("--type {k}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let families = args
+        .families
+        .iter()
+        .map(|f| Family::new(f).map(|f| f.as_str().to_string()).with_context(|| format!("--family {f}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(IndicatorFilter {
+        kinds,
+        families,
+        threat_types,
+        min_confidence: args.min_confidence.map(Confidence::new).transpose().context("--min-confidence")?,
+        tlp_ceiling: args.tlp_ceiling.as_deref().map(str::parse::<Tlp>).transpose().context("--tlp-ceiling")?,
+        sources: args.sources.clone(),
+        seen_since: args
+            .seen_within_days
+            .map(|d| Utc::now() - chrono::Duration::days(i64::from(d))),
+        include_allowlisted: false,
+        include_expired: false,
+        now: None,
+        limit: args.limit,
+    })
+}
+

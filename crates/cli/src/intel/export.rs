@@ -1,0 +1,1 @@
+//! `khien intel export`.

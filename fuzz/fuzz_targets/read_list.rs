@@ -1,0 +1,12 @@
+//! The list reader on arbitrary bytes: never panics, never emits an
+//! observable that is not normalised.
+#![no_main]
+
+use khien_formats::read::{read, CsvMapping, Format};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = CsvMapping::default;
+    let mut sink = khien_fuzz::checking_sink;
+    let _ = read(Format::List, data, &khien_fuzz::defaults(), &mut sink);
+});
