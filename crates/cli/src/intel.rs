@@ -59,8 +59,8 @@ fn redact(url: &str) -> String {
 /// The warninglists in force: the embedded defaults (unless turned off)
 /// followed by the operator's own directories.
 pub struct Warninglists {
+    default: Option<&'static WarninglistSet>,
     sets: Vec<WarninglistSet>,
-    use_default: bool,
 }
 
 impl Warninglists {
@@ -72,19 +72,20 @@ impl Warninglists {
                     .with_context(|| format!("loading warninglists from {}", dir.display()))?,
             );
         }
-        Ok(Self {
-            sets,
-            use_default: !args.no_default_warninglists,
-        })
+        let default = if args.no_default_warninglists {
+            None
+        } else {
+            Some(WarninglistSet::embedded_default()?)
+        };
+        Ok(Self { default, sets })
     }
 
     pub fn check(&self, observable: &Observable) -> Option<String> {
-        if self.use_default {
-            if let Some(name) = WarninglistSet::embedded_default().check(observable) {
-                return Some(name.to_string());
-            }
-        }
-        self.sets.iter().find_map(|s| s.check(observable)).map(str::to_string)
+        self.default
+            .into_iter()
+            .chain(&self.sets)
+            .find_map(|s| s.check(observable))
+            .map(str::to_string)
     }
 }
 
