@@ -147,7 +147,7 @@ fn list_golden() {
 #[test]
 fn csv_golden_and_round_trip() {
     let out = to_string(|b| {
-        assert_eq!(write::write_csv(b, &sample()).expect("write"), 9);
+        assert_eq!(write::write_csv(b, sample().iter()).expect("write"), 9);
     });
     golden("sample.csv", &out);
     let mut r = csv::Reader::from_reader(out.as_bytes());

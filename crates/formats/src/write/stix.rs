@@ -200,9 +200,9 @@ where
         )
     );
     let identity_created = rfc3339_millis(&options.identity_created);
-    write!(
+    writeln!(
         out,
-        "{{\"type\":\"bundle\",\"id\":\"bundle--{bundle}\",\"objects\":[\n"
+        "{{\"type\":\"bundle\",\"id\":\"bundle--{bundle}\",\"objects\":["
     )?;
     serde_json::to_writer(
         &mut out,
