@@ -178,13 +178,12 @@ impl Observable {
             return Ok(Self::ip(IpAddr::V6(ip)));
         }
         if text.contains('/') {
-            if let Some((net, len)) = text.split_once('/') {
-                if (parse_ipv4(net).is_some() || parse_ipv6(net).is_some())
-                    && !len.is_empty()
-                    && len.bytes().all(|b| b.is_ascii_digit())
-                {
-                    return parse_cidr(text);
-                }
+            if let Some((net, len)) = text.split_once('/')
+                && (parse_ipv4(net).is_some() || parse_ipv6(net).is_some())
+                && !len.is_empty()
+                && len.bytes().all(|b| b.is_ascii_digit())
+            {
+                return parse_cidr(text);
             }
             return Self::parse(ObservableKind::Url, text);
         }

@@ -21,16 +21,18 @@ pub fn canonicalize_url(input: &str) -> Result<String, ObservableError> {
     if trimmed.chars().any(char::is_whitespace) {
         return Err(invalid("contains white space"));
     }
-    if !trimmed.contains("://") {
-        if let Some((scheme, rest)) = trimmed.split_once(':') {
-            let schemeish = !scheme.is_empty()
-                && !scheme.contains('.')
-                && scheme
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-');
-            if schemeish && !rest.starts_with(|c: char| c.is_ascii_digit()) {
-                return Err(invalid(&format!("scheme {scheme:?} is not a web URL")));
-            }
+    // `mailto:x@y`, `javascript:…`: a scheme without `//` is not a host
+    // followed by a port (`evil.com:8080/x`).
+    if !trimmed.contains("://")
+        && let Some((scheme, rest)) = trimmed.split_once(':')
+    {
+        let schemeish = !scheme.is_empty()
+            && !scheme.contains('.')
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-');
+        if schemeish && !rest.starts_with(|c: char| c.is_ascii_digit()) {
+            return Err(invalid(&format!("scheme {scheme:?} is not a web URL")));
         }
     }
     let with_scheme;

@@ -90,7 +90,20 @@ proptest! {
 
 #[test]
 fn rejects_pointer_like_garbage_without_panicking() {
-    for s in ["\u{0}", "[.]", "hxxp://", "::::", "1.2.3.4/", "/", "@", "+", "xn--", "a.xn--zz", "http://[::1", "%%%%"] {
+    for s in [
+        "\u{0}",
+        "[.]",
+        "hxxp://",
+        "::::",
+        "1.2.3.4/",
+        "/",
+        "@",
+        "+",
+        "xn--",
+        "a.xn--zz",
+        "http://[::1",
+        "%%%%",
+    ] {
         let _ = Observable::detect(s);
     }
 }
