@@ -408,37 +408,3 @@ fn rpz_skips_names_too_long_for_the_zone() {
     let s = write::write_rpz(Vec::new(), &one, &RpzOptions::new(1)).expect("write");
     assert_eq!((s.domains, s.invalid), (0, 1));
 }
-
-/// Generates `n` distinct indicators cheaply (one source each).
-pub fn generated(n: u32) -> impl Iterator<Item = Indicator> {
-    let base = indicator("x.example.com", Some("mirai"), Tlp::Green, ThreatType::C2);
-    (0..n).map(move |i| {
-        let o = if i % 4 == 3 {
-            Observable::ip(std::net::Ipv4Addr::from(0x0b00_0000 + i).into())
-        } else {
-            Observable::detect(&format!("h{i}.evil{}.com", i % 50_000)).expect("domain")
-        };
-        Indicator {
-            observable: o,
-            sources: base.sources[..1].to_vec(),
-            ..base.clone()
-        }
-    })
-}
-
-/// `cargo test --release -p khien-formats --test write -- --ignored rpz_million`
-#[test]
-#[ignore = "speed budget; run in release"]
-fn rpz_million_indicators_speed() {
-    let items: Vec<Indicator> = generated(1_000_000).collect();
-    let file = tempfile::NamedTempFile::new().expect("temp file");
-    let start = std::time::Instant::now();
-    let s = write::write_rpz(file.as_file(), &items, &RpzOptions::new(1)).expect("write");
-    let took = start.elapsed();
-    let size = file.as_file().metadata().expect("metadata").len();
-    eprintln!(
-        "RPZ: 1M indicators ({} domains, {} ipv4), {size} bytes in {took:?}",
-        s.domains, s.ipv4
-    );
-    assert!(took.as_secs_f64() < 3.0, "{took:?}");
-}
