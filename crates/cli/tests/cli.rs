@@ -234,3 +234,33 @@ fn messages_default_to_vietnamese() {
         .expect("run");
     assert!(String::from_utf8_lossy(&out.stdout).contains("Không tìm thấy"));
 }
+
+#[test]
+fn stix_and_misp_exports_import_back_to_the_same_indicators() {
+    both(|db| {
+        json(db, &["intel", "import", &fixture("mixed.txt"), "--source", "s", "--family", "emotet", "--type", "c2", "--tlp", "green"]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let list = |db: &Db| -> Vec<String> {
+            let p = dir.path().join("list.txt");
+            let o = khien(db, &["intel", "export", "--format", "list", "--out", &p.display().to_string()]);
+            assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+            let mut v: Vec<String> = std::fs::read_to_string(&p).expect("list").lines().map(str::to_string).collect();
+            v.sort();
+            v
+        };
+        let original = list(db);
+        assert_eq!(original.len(), 4);
+        for (format, path) in [("stix", dir.path().join("out.json")), ("misp", dir.path().join("feed"))] {
+            let p = path.display().to_string();
+            let o = khien(db, &["intel", "export", "--format", format, "--out", &p]);
+            assert_eq!(o.status.code(), Some(0), "{format}: {}", String::from_utf8_lossy(&o.stderr));
+            let fresh = sqlite();
+            let v = json(&fresh, &["intel", "import", &p]);
+            assert_eq!(v["total"]["rejected"], 0, "{format}: {v}");
+            assert_eq!(list(&fresh), original, "{format} round trip");
+            let found = json(&fresh, &["intel", "search", "evil-c2.com"]);
+            let text = found.to_string();
+            assert!(text.contains("emotet") && text.contains("green") && text.contains("c2"), "{format}: {text}");
+        }
+    });
+}
