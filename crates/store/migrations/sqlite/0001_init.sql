@@ -1,0 +1,40 @@
+-- Indicators: one row per (kind, value) with the aggregate of its sources,
+-- kept in columns so that filters and exports never recompute it.
+-- Timestamps are unix seconds (UTC); tlp is the rank 0 (clear) .. 4 (red).
+CREATE TABLE indicators (
+    id             INTEGER PRIMARY KEY,
+    kind           TEXT    NOT NULL,
+    value          TEXT    NOT NULL,
+    confidence     INTEGER NOT NULL,
+    tlp            INTEGER NOT NULL,
+    family         TEXT,
+    threat_type    TEXT    NOT NULL,
+    first_seen     INTEGER NOT NULL,
+    last_seen      INTEGER NOT NULL,
+    expires_at     INTEGER,
+    allowlisted_by TEXT,
+    UNIQUE (kind, value)
+);
+CREATE INDEX indicators_family ON indicators (family) WHERE family IS NOT NULL;
+CREATE INDEX indicators_last_seen ON indicators (last_seen);
+CREATE INDEX indicators_expires_at ON indicators (expires_at) WHERE expires_at IS NOT NULL;
+
+-- What each source says; the primary key makes a source's second listing
+-- of the same observable an update, never a second row.
+CREATE TABLE indicator_sources (
+    indicator_id INTEGER NOT NULL REFERENCES indicators (id) ON DELETE CASCADE
+                 DEFERRABLE INITIALLY DEFERRED,
+    source       TEXT    NOT NULL,
+    tlp          INTEGER NOT NULL,
+    confidence   INTEGER NOT NULL,
+    family       TEXT,
+    threat_type  TEXT    NOT NULL,
+    reference    TEXT,
+    first_seen   INTEGER NOT NULL,
+    last_seen    INTEGER NOT NULL,
+    expires_at   INTEGER,
+    PRIMARY KEY (indicator_id, source)
+) WITHOUT ROWID;
+-- No index on expires_at here: the expiry job scans this table once per
+-- run (a sequential pass), which is cheaper than an index every import
+-- pays for.
