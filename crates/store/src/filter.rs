@@ -102,7 +102,7 @@ pub(crate) fn stream_query(filter: &IndicatorFilter, ph: Placeholder) -> (String
         .unwrap_or_default();
     let sql = format!(
         "SELECT i.id, i.kind, i.value, i.allowlisted_by, \
-         s.source, s.tlp, s.confidence, s.family, s.threat_type, s.reference, \
+         s.source, CAST(s.tlp AS BIGINT), CAST(s.confidence AS BIGINT), s.family, s.threat_type, s.reference, \
          s.first_seen, s.last_seen, s.expires_at \
          FROM (SELECT i.id, i.kind, i.value, i.allowlisted_by FROM indicators i \
                WHERE {cond} ORDER BY i.kind, i.value{limit}) i \

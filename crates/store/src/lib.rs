@@ -303,10 +303,10 @@ impl Store {
             let Ok(c) = Observable::parse(kind, &value) else {
                 continue;
             };
-            if let Some(ind) = self.get(&c)? {
-                if !out.iter().any(|x| x.id == ind.id) {
-                    out.push(ind);
-                }
+            if let Some(ind) = self.get(&c)?
+                && !out.iter().any(|x| x.id == ind.id)
+            {
+                out.push(ind);
             }
         }
         Ok(out)
