@@ -17,7 +17,13 @@
 //!   updates its row, never adds one.
 //!
 //! Timestamps are stored as unix seconds (UTC) on both back ends; sub-second
-//! parts are dropped at import.
+//! parts are dropped at import. Two deliberate omissions keep imports fast:
+//! no index on `indicator_sources.expires_at` (the expiry job scans the
+//! table once per run instead), and on PostgreSQL no foreign key from
+//! `indicator_sources` to `indicators` (it is checked by one query per
+//! inserted row; the store is the only writer and removes sources before
+//! their indicator). SQLite keeps the key, deferred to commit, where it
+//! costs little.
 //!
 //! # Merging
 //!
