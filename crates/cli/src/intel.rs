@@ -114,7 +114,6 @@ impl ImportReport {
         self.new += o.new;
         self.updated += o.updated;
         self.unchanged += o.unchanged;
-        self.allowlisted += o.allowlisted;
     }
 
     fn skipped_total(&self) -> u64 {
@@ -260,10 +259,28 @@ fn import_one(
         if batch.is_empty() {
             return Ok(());
         }
-        let allowlisted: Vec<Option<String>> = batch.iter().map(|r| warninglists.check(&r.observable)).collect();
-        let outcome = importer.add_batch(batch, &allowlisted)?;
-        report.add(outcome);
-        batch.clear();
+        // Allow-listed records go in a batch of their own so the report can
+        // count them apart from new and updated ones: users read "new" as
+        // "will be blocked".
+        let verdicts: Vec<Option<String>> = batch.iter().map(|r| warninglists.check(&r.observable)).collect();
+        let (mut listed, mut listed_verdicts) = (Vec::new(), Vec::new());
+        let mut rest = Vec::with_capacity(batch.len());
+        for (record, verdict) in batch.drain(..).zip(verdicts) {
+            match verdict {
+                Some(name) => {
+                    listed.push(record);
+                    listed_verdicts.push(Some(name));
+                }
+                None => rest.push(record),
+            }
+        }
+        let none = vec![None; rest.len()];
+        report.add(importer.add_batch(&rest, &none)?);
+        if !listed.is_empty() {
+            importer.add_batch(&listed, &listed_verdicts)?;
+            report.allowlisted += listed.len() as u64;
+        }
+        batch.reserve(rest.len() + listed.len());
         Ok(())
     };
 

@@ -38,7 +38,7 @@ pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
             store.for_each_indicator(&filter, &mut |ind| {
                 // A closed channel means the writer failed; its error is the
                 // one to report, so stop quietly.
-                tx.send(ind).map_err(|_| khien_store::Error::Cancelled)
+                tx.send(ind).map_err(|_| khien_store::Error::Callback("export writer stopped".into()))
             })
         });
         let written = write_all(&args, rpz_action, rx.into_iter());
@@ -46,7 +46,6 @@ pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
         let written = written?;
         let count = match read {
             Ok(n) => n,
-            Err(khien_store::Error::Cancelled) => bail!("export stopped early"),
             Err(e) => return Err(anyhow::Error::new(e).context("reading indicators from the store")),
         };
         Ok((written, count))
