@@ -71,3 +71,46 @@ impl<F: FnMut(ReadEvent) -> Result<(), String>> ReadSink for F {
         self(event)
     }
 }
+
+mod csv;
+mod format;
+mod list;
+
+pub use self::csv::{Column, CsvMapping, MappingError, read_csv};
+pub use format::Format;
+pub use list::{MAX_LINE, read_list};
+
+impl ImportDefaults {
+    /// The source attributes of a record that says nothing about itself.
+    pub fn attributes(&self) -> khien_model::SourceAttributes {
+        khien_model::SourceAttributes {
+            source: self.source.clone(),
+            tlp: self.tlp,
+            confidence: self.confidence,
+            family: self.family.clone(),
+            threat_type: self.threat_type,
+            reference: None,
+            first_seen: self.now,
+            last_seen: self.now,
+            expires_at: None,
+        }
+    }
+}
+
+/// Counts of what a reader reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ReadSummary {
+    pub records: u64,
+    pub skipped: u64,
+    pub rejected: u64,
+}
+
+impl ReadSummary {
+    pub(crate) fn count(&mut self, event: &ReadEvent) {
+        match event {
+            ReadEvent::Record(_) => self.records += 1,
+            ReadEvent::Skipped { .. } => self.skipped += 1,
+            ReadEvent::Rejected { .. } => self.rejected += 1,
+        }
+    }
+}
