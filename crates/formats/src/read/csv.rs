@@ -155,7 +155,11 @@ impl CsvMapping {
                     m.delimiter = match val {
                         "tab" | "\\t" => b'\t',
                         v if v.len() == 1 => v.as_bytes()[0],
-                        _ => return Err(MappingError(format!("delimiter {val:?} must be one character or `tab`"))),
+                        _ => {
+                            return Err(MappingError(format!(
+                                "delimiter {val:?} must be one character or `tab`"
+                            )));
+                        }
                     }
                 }
                 "header" => {
@@ -227,7 +231,9 @@ struct Resolved {
 fn resolve(m: &CsvMapping, header: Option<&[String]>) -> Result<Resolved, String> {
     let find = |c: &Column| -> Result<usize, String> {
         match c {
-            Column::Position(n) => n.checked_sub(1).ok_or_else(|| "column numbers start at 1".to_string()),
+            Column::Position(n) => n
+                .checked_sub(1)
+                .ok_or_else(|| "column numbers start at 1".to_string()),
             Column::Name(name) => header
                 .and_then(|h| h.iter().position(|f| f == name))
                 .ok_or_else(|| format!("column {name:?} is not in the header")),
@@ -257,7 +263,8 @@ pub fn read_csv(
     let mut summary = ReadSummary::default();
     let mut raw = Vec::with_capacity(512);
     let mut fields: Vec<String> = Vec::new();
-    let mut resolved: Option<Resolved> = if mapping.names_used() || mapping.has_header == Some(true) {
+    let mut resolved: Option<Resolved> = if mapping.names_used() || mapping.has_header == Some(true)
+    {
         None
     } else {
         Some(resolve(mapping, None).map_err(Error::Config)?)
@@ -284,7 +291,10 @@ pub fn read_csv(
         };
         if too_long {
             emit(
-                ReadEvent::Rejected { location, reason: format!("line longer than {} bytes", super::MAX_LINE) },
+                ReadEvent::Rejected {
+                    location,
+                    reason: format!("line longer than {} bytes", super::MAX_LINE),
+                },
                 &mut summary,
                 sink,
             )?;
@@ -308,7 +318,14 @@ pub fn read_csv(
                     }
                 }
             }
-            emit(ReadEvent::Skipped { location, reason: SkipReason::Comment }, &mut summary, sink)?;
+            emit(
+                ReadEvent::Skipped {
+                    location,
+                    reason: SkipReason::Comment,
+                },
+                &mut summary,
+                sink,
+            )?;
             continue;
         }
         if let Err(reason) = split_fields(trimmed, mapping.delimiter, &mut fields) {
@@ -324,21 +341,40 @@ pub fn read_csv(
                         Column::Position(n) => n.saturating_sub(1),
                         Column::Name(_) => 0,
                     };
-                    fields.get(idx).is_none_or(|v| Observable::detect(v).is_err())
+                    fields
+                        .get(idx)
+                        .is_none_or(|v| Observable::detect(v).is_err())
                 }
             };
             if looks_like_header && resolved.is_none() {
                 lower(&mut fields);
-                resolved = Some(resolve(mapping, Some(&fields)).map_err(|reason| Error::Malformed {
-                    format: "csv",
-                    location: Location::Line(number),
-                    reason,
-                })?);
-                emit(ReadEvent::Skipped { location, reason: SkipReason::Comment }, &mut summary, sink)?;
+                resolved =
+                    Some(
+                        resolve(mapping, Some(&fields)).map_err(|reason| Error::Malformed {
+                            format: "csv",
+                            location: Location::Line(number),
+                            reason,
+                        })?,
+                    );
+                emit(
+                    ReadEvent::Skipped {
+                        location,
+                        reason: SkipReason::Comment,
+                    },
+                    &mut summary,
+                    sink,
+                )?;
                 continue;
             }
             if looks_like_header {
-                emit(ReadEvent::Skipped { location, reason: SkipReason::Comment }, &mut summary, sink)?;
+                emit(
+                    ReadEvent::Skipped {
+                        location,
+                        reason: SkipReason::Comment,
+                    },
+                    &mut summary,
+                    sink,
+                )?;
                 continue;
             }
         }
@@ -370,8 +406,13 @@ fn record(
     mapping: &CsvMapping,
     defaults: &ImportDefaults,
 ) -> Result<IndicatorRecord, String> {
-    let get = |i: Option<usize>| i.and_then(|i| fields.get(i)).map(|s| s.trim()).filter(|s| !s.is_empty());
-    let value = get(Some(cols.value)).ok_or_else(|| format!("no value in column {}", cols.value + 1))?;
+    let get = |i: Option<usize>| {
+        i.and_then(|i| fields.get(i))
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+    };
+    let value =
+        get(Some(cols.value)).ok_or_else(|| format!("no value in column {}", cols.value + 1))?;
     let observable = match get(cols.kind).and_then(kind_of) {
         Some(kind) => Observable::parse(kind, value),
         None => Observable::detect(value),
@@ -405,7 +446,10 @@ fn record(
         a.last_seen = a.first_seen;
     }
     a.reference = get(cols.reference).map(str::to_string);
-    Ok(IndicatorRecord { observable, attributes: a })
+    Ok(IndicatorRecord {
+        observable,
+        attributes: a,
+    })
 }
 
 /// A feed's kind name (`ip:port`, `md5_hash`, `domain`) as ours; `None` to
@@ -427,7 +471,12 @@ pub(crate) fn parse_time(s: &str) -> Option<Timestamp> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for f in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S UTC"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S UTC",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
             return Some(t.and_utc());
         }
@@ -500,7 +549,10 @@ mod tests {
 
     #[test]
     fn splits_threatfox_style_fields() {
-        assert_eq!(split(r#""a", "b,c", "d""e",f"#), vec!["a", "b,c", "d\"e", "f"]);
+        assert_eq!(
+            split(r#""a", "b,c", "d""e",f"#),
+            vec!["a", "b,c", "d\"e", "f"]
+        );
         assert_eq!(split("x,,y"), vec!["x", "", "y"]);
         assert!(split_fields(r#""open"#, b',', &mut Vec::new()).is_err());
     }

@@ -51,7 +51,11 @@ impl Format {
                 return Format::Csv(m);
             }
         }
-        if csv_name { Format::Csv(CsvMapping::default()) } else { Format::List }
+        if csv_name {
+            Format::Csv(CsvMapping::default())
+        } else {
+            Format::List
+        }
     }
 }
 
@@ -61,9 +65,18 @@ mod tests {
 
     #[test]
     fn detects_formats() {
-        assert_eq!(Format::detect(b"\xEF\xBB\xBF{\"type\": \"bundle\"", None), Format::Stix);
-        assert_eq!(Format::detect(b"{\"response\": [{\"Event\"", None), Format::Misp);
-        assert_eq!(Format::detect(b"# comment\nevil.com\n", Some("x.txt")), Format::List);
+        assert_eq!(
+            Format::detect(b"\xEF\xBB\xBF{\"type\": \"bundle\"", None),
+            Format::Stix
+        );
+        assert_eq!(
+            Format::detect(b"{\"response\": [{\"Event\"", None),
+            Format::Misp
+        );
+        assert_eq!(
+            Format::detect(b"# comment\nevil.com\n", Some("x.txt")),
+            Format::List
+        );
         assert!(matches!(
             Format::detect(b"################\n# id,dateadded,url,url_status,last_online,threat,tags,urlhaus_link,reporter\n", None),
             Format::Csv(m) if m == CsvMapping::preset("urlhaus").unwrap_or_default()
@@ -72,6 +85,9 @@ mod tests {
             Format::detect(b"# \"first_seen_utc\",\"ioc_id\",\"ioc_value\",\"ioc_type\"\n", None),
             Format::Csv(m) if m.value == super::super::Column::Name("ioc_value".into())
         ));
-        assert!(matches!(Format::detect(b"a,b\n", Some("feed.CSV")), Format::Csv(_)));
+        assert!(matches!(
+            Format::detect(b"a,b\n", Some("feed.CSV")),
+            Format::Csv(_)
+        ));
     }
 }

@@ -85,8 +85,10 @@ pub fn read_list(
             }
         };
         summary.count(&event);
-        sink.event(event)
-            .map_err(|reason| Error::Stopped { location: Location::Line(number), reason })?;
+        sink.event(event).map_err(|reason| Error::Stopped {
+            location: Location::Line(number),
+            reason,
+        })?;
     }
     Ok(summary)
 }
@@ -109,7 +111,11 @@ fn classify(raw: &[u8]) -> Line<'_> {
     let value = strip_comment(&text).trim();
     if value.is_empty() {
         let t = text.trim();
-        return if t.is_empty() { Line::Blank } else { Line::Comment };
+        return if t.is_empty() {
+            Line::Blank
+        } else {
+            Line::Comment
+        };
     }
     if value.starts_with('/') && !value.starts_with("//") {
         return Line::Path;
@@ -137,7 +143,10 @@ fn strip_comment(line: &str) -> &str {
 
 /// Reads one line (without its `\n` or `\r\n`) into `out`, keeping at most
 /// `MAX_LINE` bytes. Returns (anything read, line was longer than allowed).
-pub(super) fn read_bounded_line(input: &mut impl BufRead, out: &mut Vec<u8>) -> Result<(bool, bool), Error> {
+pub(super) fn read_bounded_line(
+    input: &mut impl BufRead,
+    out: &mut Vec<u8>,
+) -> Result<(bool, bool), Error> {
     let mut read_any = false;
     let mut too_long = false;
     loop {
@@ -190,15 +199,27 @@ mod tests {
         let data = format!("short\r\n{}\nnext", "x".repeat(MAX_LINE + 1));
         let mut input = std::io::BufReader::with_capacity(1024, data.as_bytes());
         let mut out = Vec::new();
-        assert_eq!(read_bounded_line(&mut input, &mut out).unwrap(), (true, false));
+        assert_eq!(
+            read_bounded_line(&mut input, &mut out).unwrap(),
+            (true, false)
+        );
         assert_eq!(out, b"short");
         out.clear();
-        assert_eq!(read_bounded_line(&mut input, &mut out).unwrap(), (true, true));
+        assert_eq!(
+            read_bounded_line(&mut input, &mut out).unwrap(),
+            (true, true)
+        );
         assert!(out.is_empty());
         out.clear();
-        assert_eq!(read_bounded_line(&mut input, &mut out).unwrap(), (true, false));
+        assert_eq!(
+            read_bounded_line(&mut input, &mut out).unwrap(),
+            (true, false)
+        );
         assert_eq!(out, b"next");
         out.clear();
-        assert_eq!(read_bounded_line(&mut input, &mut out).unwrap(), (false, false));
+        assert_eq!(
+            read_bounded_line(&mut input, &mut out).unwrap(),
+            (false, false)
+        );
     }
 }

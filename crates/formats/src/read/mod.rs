@@ -56,8 +56,14 @@ impl SkipReason {
 #[derive(Debug, Clone)]
 pub enum ReadEvent {
     Record(IndicatorRecord),
-    Skipped { location: Location, reason: SkipReason },
-    Rejected { location: Location, reason: String },
+    Skipped {
+        location: Location,
+        reason: SkipReason,
+    },
+    Rejected {
+        location: Location,
+        reason: String,
+    },
 }
 
 /// Receives a reader's events. Returning `Err(reason)` stops the reader,
@@ -74,11 +80,32 @@ impl<F: FnMut(ReadEvent) -> Result<(), String>> ReadSink for F {
 
 mod csv;
 mod format;
+mod labels;
 mod list;
+mod misp;
+mod pattern;
+mod stix;
 
 pub use self::csv::{Column, CsvMapping, MappingError, read_csv};
 pub use format::Format;
 pub use list::{MAX_LINE, read_list};
+pub use misp::{read_misp, read_misp_feed_dir};
+pub use stix::read_stix;
+
+/// Reads `input` as `format`, streaming records into `sink`.
+pub fn read(
+    format: Format,
+    input: impl std::io::BufRead,
+    defaults: &ImportDefaults,
+    sink: &mut dyn ReadSink,
+) -> Result<ReadSummary, crate::Error> {
+    match format {
+        Format::List => read_list(input, defaults, sink),
+        Format::Csv(mapping) => read_csv(input, &mapping, defaults, sink),
+        Format::Stix => read_stix(input, defaults, sink),
+        Format::Misp => read_misp(input, defaults, sink),
+    }
+}
 
 impl ImportDefaults {
     /// The source attributes of a record that says nothing about itself.
