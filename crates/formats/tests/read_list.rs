@@ -16,18 +16,28 @@ fn defaults() -> ImportDefaults {
         confidence: Confidence::DEFAULT,
         family: None,
         threat_type: ThreatType::C2,
-        now: chrono::Utc.with_ymd_and_hms(2026, 8, 22, 12, 0, 0).single().expect("time"),
+        now: chrono::Utc
+            .with_ymd_and_hms(2026, 8, 22, 12, 0, 0)
+            .single()
+            .expect("time"),
         force: false,
     }
 }
 
 fn shared(rel: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(rel);
     assert!(p.exists(), "shared test data missing: {}", p.display());
     p
 }
 
-fn collect(input: impl std::io::BufRead) -> (Vec<ReadEvent>, Result<khien_formats::read::ReadSummary, Error>) {
+fn collect(
+    input: impl std::io::BufRead,
+) -> (
+    Vec<ReadEvent>,
+    Result<khien_formats::read::ReadSummary, Error>,
+) {
     let mut events = Vec::new();
     let mut sink = |e: ReadEvent| -> Result<(), String> {
         events.push(e);
@@ -41,21 +51,47 @@ fn collect(input: impl std::io::BufRead) -> (Vec<ReadEvent>, Result<khien_format
 fn real_trail_file_every_value_line_accounted_for() {
     let path = shared("maltrail/emotet.txt");
     let text = std::fs::read_to_string(&path).expect("read");
-    let value_lines = text.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#')).count();
-    let (events, r) = collect(std::io::BufReader::new(std::fs::File::open(&path).expect("open")));
+    let value_lines = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .count();
+    let (events, r) = collect(std::io::BufReader::new(
+        std::fs::File::open(&path).expect("open"),
+    ));
     let s = r.expect("read");
     let comments = events
         .iter()
-        .filter(|e| matches!(e, ReadEvent::Skipped { reason: SkipReason::Comment, .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                ReadEvent::Skipped {
+                    reason: SkipReason::Comment,
+                    ..
+                }
+            )
+        })
         .count() as u64;
-    assert_eq!(s.records + s.rejected + (s.skipped - comments), value_lines as u64);
+    assert_eq!(
+        s.records + s.rejected + (s.skipped - comments),
+        value_lines as u64
+    );
     // maltrail also lists bare URL paths (`/gate.php`), which no observable
     // kind holds: skipped as unsupported, not rejected.
-    let path_lines = text.lines().filter(|l| l.trim_start().starts_with('/')).count() as u64;
+    let path_lines = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with('/'))
+        .count() as u64;
     assert_eq!(s.skipped - comments, path_lines);
-    assert!(s.records as f64 > 0.99 * (value_lines as u64 - path_lines) as f64, "{s:?} of {value_lines}");
+    assert!(
+        s.records as f64 > 0.99 * (value_lines as u64 - path_lines) as f64,
+        "{s:?} of {value_lines}"
+    );
     // `ip:port` lines become the address.
-    assert!(events.iter().any(|e| matches!(e, ReadEvent::Record(r) if r.observable.value() == "66.210.228.178")));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ReadEvent::Record(r) if r.observable.value() == "66.210.228.178"))
+    );
 }
 
 #[test]
@@ -65,8 +101,12 @@ fn all_real_trails_read_without_errors() {
     for entry in std::fs::read_dir(&dir).expect("dir") {
         let path = entry.expect("entry").path();
         if path.extension().is_some_and(|e| e == "txt") {
-            let (_, r) = collect(std::io::BufReader::new(std::fs::File::open(&path).expect("open")));
-            total += r.unwrap_or_else(|e| panic!("{}: {e}", path.display())).records;
+            let (_, r) = collect(std::io::BufReader::new(
+                std::fs::File::open(&path).expect("open"),
+            ));
+            total += r
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .records;
         }
     }
     assert!(total > 100_000, "{total}");
@@ -74,18 +114,32 @@ fn all_real_trails_read_without_errors() {
 
 #[test]
 fn dirty_bytes_bom_crlf_latin1_and_bad_values() {
-    let data = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/read/dirty.txt")).expect("fixture");
+    let data =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/read/dirty.txt"))
+            .expect("fixture");
     let (events, r) = collect(&data[..]);
     r.expect("read");
     let records: Vec<_> = events
         .iter()
-        .filter_map(|e| if let ReadEvent::Record(r) = e { Some(r.observable.value().to_string()) } else { None })
+        .filter_map(|e| {
+            if let ReadEvent::Record(r) = e {
+                Some(r.observable.value().to_string())
+            } else {
+                None
+            }
+        })
         .collect();
-    assert_eq!(records, vec!["evil.com", "xn--caf-dma.example.com", "1.2.3.4", "evil.com"]);
+    assert_eq!(
+        records,
+        vec!["evil.com", "xn--caf-dma.example.com", "1.2.3.4", "evil.com"]
+    );
     let rejected: Vec<(u64, String)> = events
         .iter()
         .filter_map(|e| match e {
-            ReadEvent::Rejected { location: Location::Line(n), reason } => Some((*n, reason.clone())),
+            ReadEvent::Rejected {
+                location: Location::Line(n),
+                reason,
+            } => Some((*n, reason.clone())),
             _ => None,
         })
         .collect();
@@ -94,7 +148,13 @@ fn dirty_bytes_bom_crlf_latin1_and_bad_values() {
     assert!(rejected[0].1.contains("prefix length"), "{:?}", rejected[0]);
     assert!(rejected[2].1.contains("hyphen"), "{:?}", rejected[2]);
     assert!(rejected[4].1.contains("63"), "{:?}", rejected[4]);
-    assert!(events.iter().any(|e| matches!(e, ReadEvent::Skipped { location: Location::Line(6), reason: SkipReason::UnsupportedType })));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        ReadEvent::Skipped {
+            location: Location::Line(6),
+            reason: SkipReason::UnsupportedType
+        }
+    )));
 }
 
 #[test]
@@ -114,7 +174,9 @@ struct Generated {
 impl Read for Generated {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.pending.len() < buf.len() && self.next < self.lines {
-            self.pending.extend_from_slice(format!("host{}.evil{}.com\n", self.next, self.next % 97).as_bytes());
+            self.pending.extend_from_slice(
+                format!("host{}.evil{}.com\n", self.next, self.next % 97).as_bytes(),
+            );
             self.next += 1;
         }
         let n = buf.len().min(self.pending.len());
@@ -126,7 +188,11 @@ impl Read for Generated {
 
 #[test]
 fn streams_generated_input_without_collecting() {
-    let input = std::io::BufReader::new(Generated { lines: 300_000, next: 0, pending: Vec::new() });
+    let input = std::io::BufReader::new(Generated {
+        lines: 300_000,
+        next: 0,
+        pending: Vec::new(),
+    });
     let mut count = 0u64;
     let mut sink = |e: ReadEvent| -> Result<(), String> {
         if matches!(e, ReadEvent::Record(_)) {
@@ -162,12 +228,22 @@ impl Read for HugeLine {
 
 #[test]
 fn two_gigabyte_line_is_rejected_and_reading_continues() {
-    let input = std::io::BufReader::with_capacity(1 << 20, HugeLine { left: 2 << 30, tail: b"\nevil.com\n" });
+    let input = std::io::BufReader::with_capacity(
+        1 << 20,
+        HugeLine {
+            left: 2 << 30,
+            tail: b"\nevil.com\n",
+        },
+    );
     let (events, r) = collect(input);
     r.expect("read");
     assert_eq!(events.len(), 2);
-    assert!(matches!(&events[0], ReadEvent::Rejected { location: Location::Line(1), reason } if reason.contains(&MAX_LINE.to_string())));
-    assert!(matches!(&events[1], ReadEvent::Record(r) if r.observable.kind() == ObservableKind::Domain));
+    assert!(
+        matches!(&events[0], ReadEvent::Rejected { location: Location::Line(1), reason } if reason.contains(&MAX_LINE.to_string()))
+    );
+    assert!(
+        matches!(&events[1], ReadEvent::Record(r) if r.observable.kind() == ObservableKind::Domain)
+    );
 }
 
 #[test]
@@ -178,11 +254,28 @@ fn a_sink_that_refuses_stops_the_reader_at_that_line() {
             _ => Ok(()),
         }
     };
-    let err = read_list(&b"good.com\n-bad-.com\nlater.com\n"[..], &defaults(), &mut sink).expect_err("stopped");
-    assert!(matches!(err, Error::Stopped { location: Location::Line(2), .. }), "{err}");
+    let err = read_list(
+        &b"good.com\n-bad-.com\nlater.com\n"[..],
+        &defaults(),
+        &mut sink,
+    )
+    .expect_err("stopped");
+    assert!(
+        matches!(
+            err,
+            Error::Stopped {
+                location: Location::Line(2),
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn plain_text_is_detected_as_a_list() {
-    assert_eq!(Format::detect(b"# comment\nevil.com\n", Some("emotet.txt")), Format::List);
+    assert_eq!(
+        Format::detect(b"# comment\nevil.com\n", Some("emotet.txt")),
+        Format::List
+    );
 }

@@ -420,10 +420,10 @@ fn record(
     .map_err(|e| e.to_string())?;
     let mut a = defaults.attributes();
     if !defaults.force {
-        if let Some(f) = get(cols.family) {
-            if !mapping.no_family.iter().any(|n| n.eq_ignore_ascii_case(f)) {
-                a.family = Some(Family::new(f).map_err(|e| format!("family: {e}"))?);
-            }
+        if let Some(f) = get(cols.family)
+            && !mapping.no_family.iter().any(|n| n.eq_ignore_ascii_case(f))
+        {
+            a.family = Some(Family::new(f).map_err(|e| format!("family: {e}"))?);
         }
         if let Some(t) = get(cols.threat_type) {
             a.threat_type = ThreatType::from_str(t).map_err(|e| format!("threat type: {e}"))?;

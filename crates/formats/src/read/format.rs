@@ -3,6 +3,9 @@
 use super::CsvMapping;
 
 /// The input formats.
+// Built once per input and matched once: boxing the mapping would only
+// make `Format::Csv(mapping)` clumsier for callers.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
     List,
@@ -31,11 +34,21 @@ impl Format {
         let text = String::from_utf8_lossy(&head[..head.len().min(64 * 1024)]);
         let t = text.trim_start();
         if t.starts_with('{') || t.starts_with('[') {
-            let has = |s: &str| t.contains(s);
-            if has("\"Event\"") || has("\"response\"") || has("\"Attribute\"") {
-                return Format::Misp;
-            }
-            return Format::Stix;
+            // Whichever family's marker comes first: a STIX description may
+            // quote the word "Event" long after the bundle opened.
+            let first = |markers: &[&str]| markers.iter().filter_map(|m| t.find(m)).min();
+            let misp = first(&["\"Event\"", "\"response\"", "\"Attribute\"", "\"Orgc\""]);
+            let stix = first(&[
+                "\"bundle\"",
+                "\"objects\"",
+                "\"spec_version\"",
+                "\"pattern\"",
+            ]);
+            return match (misp, stix) {
+                (Some(m), Some(s)) if m < s => Format::Misp,
+                (Some(_), None) => Format::Misp,
+                _ => Format::Stix,
+            };
         }
         let csv_name = file_name.is_some_and(|n| n.to_ascii_lowercase().ends_with(".csv"));
         for line in t.lines().take(50) {
@@ -73,6 +86,10 @@ mod tests {
             Format::detect(b"{\"response\": [{\"Event\"", None),
             Format::Misp
         );
+        let manifest = br#"{"06159a36-6012-5d68-bff5-7fac1110a2a6":{"info":"x","Orgc":{}}}"#;
+        assert_eq!(Format::detect(manifest, None), Format::Misp);
+        let quoting = br#"{"objects": [{"description": "an \"Event\""}], "type": "bundle"}"#;
+        assert_eq!(Format::detect(quoting, None), Format::Stix);
         assert_eq!(
             Format::detect(b"# comment\nevil.com\n", Some("x.txt")),
             Format::List

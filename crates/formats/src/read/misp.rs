@@ -325,7 +325,6 @@ impl State<'_> {
                 }
             }
         }
-        let mut index = 0u64;
         let direct = ev
             .get("Attribute")
             .and_then(Value::as_array)
@@ -343,9 +342,8 @@ impl State<'_> {
                     .into_iter()
                     .flatten()
             });
-        for attr in direct.chain(in_objects) {
-            self.attribute(attr, index, &ctx)?;
-            index += 1;
+        for (index, attr) in direct.chain(in_objects).enumerate() {
+            self.attribute(attr, index as u64, &ctx)?;
         }
         Ok(())
     }
@@ -433,7 +431,7 @@ impl State<'_> {
 
         for (i, v) in parts.iter().enumerate() {
             // `domain|ip`: the first part is the domain.
-            let k = match (kind, &t[..]) {
+            let k = match (kind, t) {
                 (None, "domain|ip") if i == 0 => ObservableKind::Domain,
                 (Some(k), _) => k,
                 (None, _) => ip_kind(v),
