@@ -2,11 +2,10 @@
 //! observable that is not normalised.
 #![no_main]
 
-use khien_formats::read::{read, CsvMapping, Format};
+use khien_formats::read::{CsvMapping, Format, read};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = CsvMapping::default;
     let mut sink = khien_fuzz::checking_sink;
     let _ = read(Format::Csv(CsvMapping::default()), data, &khien_fuzz::defaults(), &mut sink);
 });

@@ -12,7 +12,13 @@ pub struct Cli {
     #[command(flatten)]
     pub global: Global,
     /// Language of messages.
-    #[arg(long, global = true, env = "KHIEN_LANG", value_enum, default_value = "vi")]
+    #[arg(
+        long,
+        global = true,
+        env = "KHIEN_LANG",
+        value_enum,
+        default_value = "vi"
+    )]
     pub lang: Lang,
     #[command(subcommand)]
     pub command: Command,
@@ -22,7 +28,12 @@ pub struct Cli {
 pub struct Global {
     /// Database: a SQLite file path (default), `sqlite:PATH`, or a
     /// `postgres://` URL.
-    #[arg(long, global = true, env = "KHIEN_DATABASE", default_value = "khien-data/khien.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "KHIEN_DATABASE",
+        default_value = "khien-data/khien.db"
+    )]
     pub database: String,
     /// Machine-readable JSON on standard output instead of text.
     #[arg(long, global = true)]
@@ -42,7 +53,8 @@ pub enum IntelCommand {
     Import(ImportArgs),
     /// Export active indicators (RPZ zone, STIX 2.1, MISP feed, CSV, list).
     Export(ExportArgs),
-    /// Look a value up: exact, parent domains, containing networks.
+    /// Look a value up (exact, parent domains, containing networks), or
+    /// list indicators by family, source, kind, type and time.
     Search(SearchArgs),
     /// Counts by kind, source, threat type, TLP and family.
     Stats,
@@ -179,8 +191,17 @@ pub struct FilterArgs {
 #[derive(Debug, Args)]
 pub struct SearchArgs {
     /// A domain, address, network, URL, hash, e-mail or phone number
-    /// (defanged forms accepted).
-    pub value: String,
+    /// (defanged forms accepted). Without it, lists the indicators that
+    /// match the filters (at most `--limit`, default 100).
+    pub value: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// With filters: include expired indicators.
+    #[arg(long)]
+    pub include_expired: bool,
+    /// With filters: include allow-listed indicators.
+    #[arg(long)]
+    pub include_allowlisted: bool,
 }
 
 #[derive(Debug, Args)]

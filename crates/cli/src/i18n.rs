@@ -50,7 +50,11 @@ pub fn t(key: &str, args: &[(&str, &dyn std::fmt::Display)]) -> String {
         Lang::Vi => &cats.vi,
         Lang::En => &cats.en,
     };
-    let template = primary.get(key).or_else(|| cats.en.get(key)).copied().unwrap_or(key);
+    let template = primary
+        .get(key)
+        .or_else(|| cats.en.get(key))
+        .copied()
+        .unwrap_or(key);
     let mut out = template.to_string();
     for (name, value) in args {
         out = out.replace(&format!("{{{name}}}"), &value.to_string());
@@ -68,7 +72,10 @@ mod tests {
         let en = parse(EN);
         let mut missing: Vec<_> = en.keys().filter(|k| !vi.contains_key(*k)).collect();
         missing.extend(vi.keys().filter(|k| !en.contains_key(*k)));
-        assert!(missing.is_empty(), "keys in one catalogue only: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "keys in one catalogue only: {missing:?}"
+        );
     }
 
     #[test]

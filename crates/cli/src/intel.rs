@@ -13,12 +13,16 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 use khien_formats::read::{self, CsvMapping, Format, ImportDefaults, ReadEvent, SkipReason};
 use khien_formats::warninglist::WarninglistSet;
-use khien_model::{Confidence, Family, IndicatorRecord, Observable, ObservableKind, ThreatType, Tlp};
+use khien_model::{
+    Confidence, Family, IndicatorRecord, Observable, ObservableKind, ThreatType, Tlp,
+};
 use khien_store::{BatchOutcome, IndicatorFilter, Store};
 use serde::Serialize;
 
-use crate::cli::{ExpireArgs, FilterArgs, ImportArgs, ImportFormat, IntelCommand, WarninglistArgs};
 use crate::cli::Global;
+use crate::cli::{
+    ExpireArgs, FilterArgs, ImportArgs, ImportFormat, IntelCommand, SearchArgs, WarninglistArgs,
+};
 use crate::i18n::t;
 use crate::output;
 
@@ -31,7 +35,7 @@ pub fn run(global: &Global, cmd: IntelCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         IntelCommand::Import(args) => import(global, args),
         IntelCommand::Export(args) => export::run(global, args),
-        IntelCommand::Search(args) => search(global, &args.value),
+        IntelCommand::Search(args) => search(global, args),
         IntelCommand::Stats => stats(global),
         IntelCommand::Expire(args) => expire(global, args),
         IntelCommand::Allowlist(args) => reapply_allowlist(global, args),
@@ -39,7 +43,8 @@ pub fn run(global: &Global, cmd: IntelCommand) -> anyhow::Result<ExitCode> {
 }
 
 pub fn open_store(global: &Global) -> anyhow::Result<Store> {
-    Store::open(&global.database).with_context(|| format!("opening database {}", redact(&global.database)))
+    Store::open(&global.database)
+        .with_context(|| format!("opening database {}", redact(&global.database)))
 }
 
 /// Hides a password in a database URL before it reaches a terminal or log.
@@ -153,7 +158,13 @@ fn defaults_for(args: &ImportArgs, path: &Path) -> anyhow::Result<ImportDefaults
     };
     Ok(ImportDefaults {
         source: args.source.clone().unwrap_or(stem),
-        tlp: args.tlp.as_deref().map(str::parse::<Tlp>).transpose().context("--tlp")?.unwrap_or(Tlp::Amber),
+        tlp: args
+            .tlp
+            .as_deref()
+            .map(str::parse::<Tlp>)
+            .transpose()
+            .context("--tlp")?
+            .unwrap_or(Tlp::Amber),
         confidence: args
             .confidence
             .map(Confidence::new)
@@ -190,17 +201,28 @@ fn import(global: &Global, args: ImportArgs) -> anyhow::Result<ExitCode> {
         if !global.json {
             output::note(&format!("{}: {}", path.display(), report.summary()));
             for (reason, count) in &report.skipped {
-                output::note(&format!("  {}", t("import.skipped", &[("reason", reason), ("count", count)])));
+                output::note(&format!(
+                    "  {}",
+                    t("import.skipped", &[("reason", reason), ("count", count)])
+                ));
             }
             for r in &report.rejections {
                 output::note(&format!(
                     "  {}",
-                    t("import.rejected", &[("location", &r.location), ("reason", &r.reason)])
+                    t(
+                        "import.rejected",
+                        &[("location", &r.location), ("reason", &r.reason)]
+                    )
                 ));
             }
-            let hidden = report.rejected.saturating_sub(report.rejections.len() as u64);
+            let hidden = report
+                .rejected
+                .saturating_sub(report.rejections.len() as u64);
             if hidden > 0 {
-                output::note(&format!("  {}", t("import.rejected_more", &[("count", &hidden)])));
+                output::note(&format!(
+                    "  {}",
+                    t("import.rejected_more", &[("count", &hidden)])
+                ));
             }
         }
         reports.push(report);
@@ -230,10 +252,18 @@ fn import(global: &Global, args: ImportArgs) -> anyhow::Result<ExitCode> {
         }))?;
     } else {
         output::line(&format!("{}: {}", total.path, total.summary()));
-        let rate = if elapsed > 0.0 { (total.read as f64 / elapsed) as u64 } else { total.read };
+        let rate = if elapsed > 0.0 {
+            (total.read as f64 / elapsed) as u64
+        } else {
+            total.read
+        };
         output::note(&t(
             "import.rate",
-            &[("count", &total.read), ("seconds", &format!("{elapsed:.2}")), ("rate", &rate)],
+            &[
+                ("count", &total.read),
+                ("seconds", &format!("{elapsed:.2}")),
+                ("rate", &rate),
+            ],
         ));
     }
     Ok(ExitCode::SUCCESS)
@@ -255,36 +285,43 @@ fn import_one(
     let strict = args.strict;
     let batch_size = args.batch_size;
 
-    let mut flush = |batch: &mut Vec<IndicatorRecord>, report: &mut ImportReport| -> anyhow::Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        // Allow-listed records go in a batch of their own so the report can
-        // count them apart from new and updated ones: users read "new" as
-        // "will be blocked".
-        let verdicts: Vec<Option<String>> = batch.iter().map(|r| warninglists.check(&r.observable)).collect();
-        let (mut listed, mut listed_verdicts) = (Vec::new(), Vec::new());
-        let mut rest = Vec::with_capacity(batch.len());
-        for (record, verdict) in batch.drain(..).zip(verdicts) {
-            match verdict {
-                Some(name) => {
-                    listed.push(record);
-                    listed_verdicts.push(Some(name));
-                }
-                None => rest.push(record),
+    let mut flush =
+        |batch: &mut Vec<IndicatorRecord>, report: &mut ImportReport| -> anyhow::Result<()> {
+            if batch.is_empty() {
+                return Ok(());
             }
-        }
-        let none = vec![None; rest.len()];
-        report.add(importer.add_batch(&rest, &none)?);
-        if !listed.is_empty() {
-            importer.add_batch(&listed, &listed_verdicts)?;
-            report.allowlisted += listed.len() as u64;
-        }
-        batch.reserve(rest.len() + listed.len());
-        Ok(())
-    };
+            // Allow-listed records go in a batch of their own so the report can
+            // count them apart from new and updated ones: users read "new" as
+            // "will be blocked".
+            let verdicts: Vec<Option<String>> = batch
+                .iter()
+                .map(|r| warninglists.check(&r.observable))
+                .collect();
+            let (mut listed, mut listed_verdicts) = (Vec::new(), Vec::new());
+            let mut rest = Vec::with_capacity(batch.len());
+            for (record, verdict) in batch.drain(..).zip(verdicts) {
+                match verdict {
+                    Some(name) => {
+                        listed.push(record);
+                        listed_verdicts.push(Some(name));
+                    }
+                    None => rest.push(record),
+                }
+            }
+            let none = vec![None; rest.len()];
+            report.add(importer.add_batch(&rest, &none)?);
+            if !listed.is_empty() {
+                importer.add_batch(&listed, &listed_verdicts)?;
+                report.allowlisted += listed.len() as u64;
+            }
+            batch.reserve(rest.len() + listed.len());
+            Ok(())
+        };
 
-    let mut on_event = |event: ReadEvent, report: &mut ImportReport, batch: &mut Vec<IndicatorRecord>| -> Result<(), String> {
+    let mut on_event = |event: ReadEvent,
+                        report: &mut ImportReport,
+                        batch: &mut Vec<IndicatorRecord>|
+     -> Result<(), String> {
         match event {
             ReadEvent::Record(record) => {
                 report.read += 1;
@@ -298,7 +335,10 @@ fn import_one(
                 }
             }
             ReadEvent::Skipped { reason, .. } => {
-                *report.skipped.entry(skip_name(reason).to_string()).or_default() += 1;
+                *report
+                    .skipped
+                    .entry(skip_name(reason).to_string())
+                    .or_default() += 1;
             }
             ReadEvent::Rejected { location, reason } => {
                 report.read += 1;
@@ -317,17 +357,17 @@ fn import_one(
         Ok(())
     };
 
-    let result = {
+    let result = if path.is_dir() {
+        report.format = "misp-feed".into();
         let mut sink = |event: ReadEvent| on_event(event, &mut report, &mut batch);
-        if path.is_dir() {
-            report.format = "misp-feed".into();
-            read::read_misp_feed_dir(path, defaults, &mut sink).map(|_| ())
-        } else {
-            let mut input = open_input(path)?;
-            let format = choose_format(args, &mut input, path)?;
-            report_format(&format, path);
-            read::read(format, input, defaults, &mut sink).map(|_| ())
-        }
+        read::read_misp_feed_dir(path, defaults, &mut sink).map(|_| ())
+    } else {
+        let mut input = open_input(path)?;
+        let format = choose_format(args, &mut input, path)?;
+        report_format(&format, path);
+        report.format = format.name().into();
+        let mut sink = |event: ReadEvent| on_event(event, &mut report, &mut batch);
+        read::read(format, input, defaults, &mut sink).map(|_| ())
     };
     if let Some(e) = failure {
         return Err(e.context(format!("storing records from {}", path.display())));
@@ -335,20 +375,27 @@ fn import_one(
     match result {
         Ok(()) => {}
         Err(khien_formats::Error::Stopped { location, reason }) if strict => {
-            bail!("{}: {location}: {reason}\n{}", path.display(), t("import.strict_abort", &[]));
+            bail!(
+                "{}: {location}: {reason}\n{}",
+                path.display(),
+                t("import.strict_abort", &[])
+            );
         }
-        Err(e) if strict => return Err(anyhow::Error::new(e).context(t("import.strict_abort", &[]))),
+        Err(e) if strict => {
+            return Err(anyhow::Error::new(e).context(t("import.strict_abort", &[])));
+        }
         Err(e) => {
             // The input broke off (truncated JSON, I/O error): what was read
             // before stays imported, and the break is reported as an error.
             flush(&mut batch, &mut report)?;
-            return Err(anyhow::Error::new(e).context(format!("reading {} ({})", path.display(), report.summary())));
+            return Err(anyhow::Error::new(e).context(format!(
+                "reading {} ({})",
+                path.display(),
+                report.summary()
+            )));
         }
     }
     flush(&mut batch, &mut report)?;
-    if report.format.is_empty() {
-        report.format = format_name(args.format).into();
-    }
     Ok(report)
 }
 
@@ -356,18 +403,11 @@ fn report_format(format: &Format, path: &Path) {
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         output::note(&t(
             "import.file",
-            &[("path", &path.display()), ("format", &format!("{format:?}"))],
+            &[
+                ("path", &path.display()),
+                ("format", &format!("{format:?}")),
+            ],
         ));
-    }
-}
-
-fn format_name(f: ImportFormat) -> &'static str {
-    match f {
-        ImportFormat::Auto => "auto",
-        ImportFormat::List => "list",
-        ImportFormat::Csv => "csv",
-        ImportFormat::Stix => "stix",
-        ImportFormat::Misp => "misp",
     }
 }
 
@@ -383,8 +423,10 @@ fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
         if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             let len = file.metadata().map(|m| m.len()).unwrap_or(0);
             let bar = indicatif::ProgressBar::new(len).with_style(
-                indicatif::ProgressStyle::with_template("{spinner} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             Box::new(bar.wrap_read(file))
         } else {
@@ -394,10 +436,16 @@ fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     Ok(Box::new(BufReader::with_capacity(1 << 20, raw)))
 }
 
-fn choose_format(args: &ImportArgs, input: &mut Box<dyn BufRead>, path: &Path) -> anyhow::Result<Format> {
+fn choose_format(
+    args: &ImportArgs,
+    input: &mut Box<dyn BufRead>,
+    path: &Path,
+) -> anyhow::Result<Format> {
     let csv_mapping = || -> anyhow::Result<CsvMapping> {
         match args.csv_map.as_deref() {
-            Some(spec) => CsvMapping::parse(spec).map_err(anyhow::Error::new).context("--csv-map"),
+            Some(spec) => CsvMapping::parse(spec)
+                .map_err(anyhow::Error::new)
+                .context("--csv-map"),
             None => Ok(CsvMapping::default()),
         }
     };
@@ -418,51 +466,79 @@ fn choose_format(args: &ImportArgs, input: &mut Box<dyn BufRead>, path: &Path) -
     })
 }
 
-fn search(global: &Global, query: &str) -> anyhow::Result<ExitCode> {
+fn search(global: &Global, args: SearchArgs) -> anyhow::Result<ExitCode> {
     let mut store = open_store(global)?;
     let now = Utc::now();
-    let found = store.search(query, now).with_context(|| format!("searching {query:?}"))?;
+    let found = match &args.value {
+        Some(query) => store
+            .search(query, now)
+            .with_context(|| format!("searching {query:?}"))?,
+        None => {
+            let mut filter = filter_from(&args.filter)?;
+            filter.include_expired = args.include_expired;
+            filter.include_allowlisted = args.include_allowlisted;
+            filter.limit = Some(filter.limit.unwrap_or(100));
+            let mut found = Vec::new();
+            store.for_each_indicator(&filter, &mut |ind| {
+                found.push(ind);
+                Ok(())
+            })?;
+            found
+        }
+    };
     let any_active = found.iter().any(|i| i.is_active(now));
     if global.json {
         output::json(&found)?;
     } else if found.is_empty() {
+        let query = args.value.as_deref().unwrap_or("…");
         output::line(&t("search.none", &[("query", &query)]));
     } else {
         for ind in &found {
-            let state = if let Some(list) = &ind.allowlisted_by {
-                t("search.allowlisted", &[("list", list)])
-            } else if ind.is_active(now) {
-                t("search.active", &[])
-            } else {
-                t("search.expired", &[])
-            };
-            output::line(&format!(
-                "{} {}  [{}] type={} family={} confidence={} tlp={} first={} last={}",
-                ind.observable.kind(),
-                ind.observable.value(),
-                state,
-                ind.threat_type,
-                ind.family.as_ref().map_or("-", Family::as_str),
-                ind.confidence,
-                ind.tlp,
-                ind.first_seen.format("%Y-%m-%d"),
-                ind.last_seen.format("%Y-%m-%d"),
-            ));
-            for s in &ind.sources {
-                output::line(&format!(
-                    "    {} type={} family={} confidence={} tlp={} last={}{}",
-                    s.source,
-                    s.threat_type,
-                    s.family.as_ref().map_or("-", Family::as_str),
-                    s.confidence,
-                    s.tlp,
-                    s.last_seen.format("%Y-%m-%d"),
-                    s.reference.as_deref().map(|r| format!(" ref={r}")).unwrap_or_default(),
-                ));
-            }
+            print_indicator(ind, now);
         }
     }
-    Ok(if any_active { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if any_active {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_indicator(ind: &khien_model::Indicator, now: chrono::DateTime<Utc>) {
+    let state = if let Some(list) = &ind.allowlisted_by {
+        t("search.allowlisted", &[("list", list)])
+    } else if ind.is_active(now) {
+        t("search.active", &[])
+    } else {
+        t("search.expired", &[])
+    };
+    output::line(&format!(
+        "{} {}  [{}] type={} family={} confidence={} tlp={} first={} last={}",
+        ind.observable.kind(),
+        ind.observable.value(),
+        state,
+        ind.threat_type,
+        ind.family.as_ref().map_or("-", Family::as_str),
+        ind.confidence,
+        ind.tlp,
+        ind.first_seen.format("%Y-%m-%d"),
+        ind.last_seen.format("%Y-%m-%d"),
+    ));
+    for s in &ind.sources {
+        output::line(&format!(
+            "    {} type={} family={} confidence={} tlp={} last={}{}",
+            s.source,
+            s.threat_type,
+            s.family.as_ref().map_or("-", Family::as_str),
+            s.confidence,
+            s.tlp,
+            s.last_seen.format("%Y-%m-%d"),
+            s.reference
+                .as_deref()
+                .map(|r| format!(" ref={r}"))
+                .unwrap_or_default(),
+        ));
+    }
 }
 
 fn stats(global: &Global) -> anyhow::Result<ExitCode> {
@@ -503,7 +579,10 @@ fn stats(global: &Global) -> anyhow::Result<ExitCode> {
 
 fn expire(global: &Global, args: ExpireArgs) -> anyhow::Result<ExitCode> {
     let mut store = open_store(global)?;
-    let out = store.expire(Utc::now(), chrono::Duration::days(i64::from(args.grace_days)))?;
+    let out = store.expire(
+        Utc::now(),
+        chrono::Duration::days(i64::from(args.grace_days)),
+    )?;
     if global.json {
         output::json(&out)?;
     } else {
@@ -536,24 +615,43 @@ pub fn filter_from(args: &FilterArgs) -> anyhow::Result<IndicatorFilter> {
     let kinds = args
         .kinds
         .iter()
-        .map(|k| k.parse::<ObservableKind>().with_context(|| format!("--kind {k}")))
+        .map(|k| {
+            k.parse::<ObservableKind>()
+                .with_context(|| format!("--kind {k}"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let threat_types = args
         .threat_types
         .iter()
-        .map(|k| k.parse::<ThreatType>().with_context(|| format!("--type {k}")))
+        .map(|k| {
+            k.parse::<ThreatType>()
+                .with_context(|| format!("--type {k}"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let families = args
         .families
         .iter()
-        .map(|f| Family::new(f).map(|f| f.as_str().to_string()).with_context(|| format!("--family {f}")))
+        .map(|f| {
+            Family::new(f)
+                .map(|f| f.as_str().to_string())
+                .with_context(|| format!("--family {f}"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(IndicatorFilter {
         kinds,
         families,
         threat_types,
-        min_confidence: args.min_confidence.map(Confidence::new).transpose().context("--min-confidence")?,
-        tlp_ceiling: args.tlp_ceiling.as_deref().map(str::parse::<Tlp>).transpose().context("--tlp-ceiling")?,
+        min_confidence: args
+            .min_confidence
+            .map(Confidence::new)
+            .transpose()
+            .context("--min-confidence")?,
+        tlp_ceiling: args
+            .tlp_ceiling
+            .as_deref()
+            .map(str::parse::<Tlp>)
+            .transpose()
+            .context("--tlp-ceiling")?,
         sources: args.sources.clone(),
         seen_since: args
             .seen_within_days
@@ -564,4 +662,3 @@ pub fn filter_from(args: &FilterArgs) -> anyhow::Result<IndicatorFilter> {
         limit: args.limit,
     })
 }
-

@@ -43,9 +43,15 @@ fn postgres() -> Option<Db> {
     };
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!("khien_cli_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
-    let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("connect to test PostgreSQL");
-    c.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
+    let name = format!(
+        "khien_cli_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut c =
+        postgres::Client::connect(&admin, postgres::NoTls).expect("connect to test PostgreSQL");
+    c.batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("create database");
     let url = match admin.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{name}"),
         None => panic!("KHIEN_TEST_POSTGRES needs a database path"),
@@ -82,19 +88,30 @@ fn json(db: &Db, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("khien {args:?} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "khien {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 fn shared_data(rel: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(rel);
     if !p.exists() {
         // The sample feeds shipped with the repository are the fallback.
-        return Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/feeds").join(rel);
+        return Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/feeds")
+            .join(rel);
     }
     p
 }
@@ -102,22 +119,51 @@ fn shared_data(rel: &str) -> PathBuf {
 #[test]
 fn import_reports_new_allowlisted_skipped_and_rejected_with_lines() {
     both(|db| {
-        let v = json(db, &["intel", "import", &fixture("mixed.txt"), "--source", "test", "--type", "c2"]);
+        let v = json(
+            db,
+            &[
+                "intel",
+                "import",
+                &fixture("mixed.txt"),
+                "--source",
+                "test",
+                "--type",
+                "c2",
+            ],
+        );
         let t = &v["total"];
         assert_eq!(t["read"], 8, "{v}");
         assert_eq!(t["rejected"], 2, "{v}");
         assert_eq!(t["new"], 4, "allow-listed records are counted apart: {v}");
         assert_eq!(t["allowlisted"], 2, "google.com and 8.8.8.8: {v}");
-        assert_eq!(t["skipped"]["comment"], 2, "{v}");
+        assert_eq!(
+            t["skipped"]["comment"], 1,
+            "blank lines are not counted: {v}"
+        );
         let rejections = v["files"][0]["rejections"].as_array().expect("rejections");
         let text = serde_json::to_string(rejections).expect("json");
         assert!(text.contains("line 6") && text.contains("line 9"), "{text}");
         assert!(text.contains("hyphen"), "reason names the rule: {text}");
 
         // Importing again changes nothing.
-        let again = json(db, &["intel", "import", &fixture("mixed.txt"), "--source", "test", "--type", "c2"]);
+        let again = json(
+            db,
+            &[
+                "intel",
+                "import",
+                &fixture("mixed.txt"),
+                "--source",
+                "test",
+                "--type",
+                "c2",
+            ],
+        );
         assert_eq!(again["total"]["new"], 0);
-        assert_eq!(again["total"]["unchanged"].as_u64().unwrap_or(0) + again["total"]["updated"].as_u64().unwrap_or(0), 4);
+        assert_eq!(
+            again["total"]["unchanged"].as_u64().unwrap_or(0)
+                + again["total"]["updated"].as_u64().unwrap_or(0),
+            4
+        );
         assert_eq!(again["total"]["allowlisted"], 2);
     });
 }
@@ -125,7 +171,17 @@ fn import_reports_new_allowlisted_skipped_and_rejected_with_lines() {
 #[test]
 fn strict_import_aborts_and_writes_nothing() {
     both(|db| {
-        let out = khien(db, &["intel", "import", "--strict", &fixture("mixed.txt"), "--source", "s"]);
+        let out = khien(
+            db,
+            &[
+                "intel",
+                "import",
+                "--strict",
+                &fixture("mixed.txt"),
+                "--source",
+                "s",
+            ],
+        );
         assert_eq!(out.status.code(), Some(2));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("line 6"), "names the line: {err}");
@@ -137,11 +193,25 @@ fn strict_import_aborts_and_writes_nothing() {
 #[test]
 fn search_finds_parent_domain_and_exit_code_says_so() {
     both(|db| {
-        json(db, &["intel", "import", &fixture("mixed.txt"), "--source", "test", "--family", "emotet"]);
+        json(
+            db,
+            &[
+                "intel",
+                "import",
+                &fixture("mixed.txt"),
+                "--source",
+                "test",
+                "--family",
+                "emotet",
+            ],
+        );
         let out = khien(db, &["intel", "search", "a.b.EVIL-C2.com"]);
         assert_eq!(out.status.code(), Some(1), "a finding exits 1");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("evil-c2.com") && text.contains("emotet"), "{text}");
+        assert!(
+            text.contains("evil-c2.com") && text.contains("emotet"),
+            "{text}"
+        );
         let out = khien(db, &["intel", "search", "185.234.72.7"]);
         assert_eq!(out.status.code(), Some(1), "inside a listed network");
         let out = khien(db, &["intel", "search", "not-listed.example"]);
@@ -156,17 +226,38 @@ fn search_finds_parent_domain_and_exit_code_says_so() {
 #[test]
 fn rpz_export_leaves_out_allowlisted_and_non_dns_kinds() {
     both(|db| {
-        json(db, &["intel", "import", &fixture("mixed.txt"), "--source", "test"]);
+        json(
+            db,
+            &["intel", "import", &fixture("mixed.txt"), "--source", "test"],
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let zone = dir.path().join("z.rpz");
-        let out = khien(db, &["intel", "export", "--format", "rpz", "--out", &zone.display().to_string()]);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = khien(
+            db,
+            &[
+                "intel",
+                "export",
+                "--format",
+                "rpz",
+                "--out",
+                &zone.display().to_string(),
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = std::fs::read_to_string(&zone).expect("zone written");
         assert!(text.contains("evil-c2.com CNAME ."), "{text}");
         assert!(text.contains("*.evil-c2.com CNAME ."), "{text}");
         assert!(text.contains("4.3.2.1.rpz-ip"), "{text}");
         assert!(text.contains("24.0.72.234.185.rpz-ip"), "{text}");
-        assert!(!text.contains("google"), "allow-listed never exported: {text}");
+        assert!(
+            !text.contains("google"),
+            "allow-listed never exported: {text}"
+        );
         assert!(!text.contains("8.8.8.8.rpz-ip"), "{text}");
         assert!(!text.contains("phish"), "URLs are not DNS triggers: {text}");
     });
@@ -176,7 +267,20 @@ fn rpz_export_leaves_out_allowlisted_and_non_dns_kinds() {
 fn export_filters_by_confidence_tlp_and_kind() {
     both(|db| {
         let list = fixture("mixed.txt");
-        json(db, &["intel", "import", &list, "--source", "low", "--confidence", "20", "--tlp", "red"]);
+        json(
+            db,
+            &[
+                "intel",
+                "import",
+                &list,
+                "--source",
+                "low",
+                "--confidence",
+                "20",
+                "--tlp",
+                "red",
+            ],
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let out_path = dir.path().join("x.txt");
         let out = out_path.display().to_string();
@@ -184,16 +288,41 @@ fn export_filters_by_confidence_tlp_and_kind() {
             let mut args = vec!["intel", "export", "--format", "list", "--out", &out];
             args.extend_from_slice(extra);
             let o = khien(db, &args);
-            assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-            std::fs::read_to_string(&out_path).expect("written").lines().map(str::to_string).collect()
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            std::fs::read_to_string(&out_path)
+                .expect("written")
+                .lines()
+                .map(str::to_string)
+                .collect()
         };
         assert_eq!(run(&[]).len(), 4);
         assert!(run(&["--min-confidence", "50"]).is_empty());
         assert!(run(&["--tlp-ceiling", "amber"]).is_empty());
         assert_eq!(run(&["--kind", "domain"]), vec!["evil-c2.com".to_string()]);
         // A second, more open source lifts the merged TLP and confidence.
-        json(db, &["intel", "import", &list, "--source", "high", "--confidence", "80", "--tlp", "green"]);
-        assert_eq!(run(&["--min-confidence", "80", "--tlp-ceiling", "green"]).len(), 4);
+        json(
+            db,
+            &[
+                "intel",
+                "import",
+                &list,
+                "--source",
+                "high",
+                "--confidence",
+                "80",
+                "--tlp",
+                "green",
+            ],
+        );
+        assert_eq!(
+            run(&["--min-confidence", "80", "--tlp-ceiling", "green"]).len(),
+            4
+        );
     });
 }
 
@@ -201,11 +330,34 @@ fn export_filters_by_confidence_tlp_and_kind() {
 fn imports_real_stix_misp_and_trail_feeds() {
     both(|db| {
         let stix = shared_data("stix/tweetfeed/today.json");
-        let stix = if stix.exists() { stix } else { shared_data("stix/tweetfeed-today.json") };
-        let v = json(db, &["intel", "import", &stix.display().to_string(), "--source", "tweetfeed"]);
+        let stix = if stix.exists() {
+            stix
+        } else {
+            shared_data("stix/tweetfeed-today.json")
+        };
+        let v = json(
+            db,
+            &[
+                "intel",
+                "import",
+                &stix.display().to_string(),
+                "--source",
+                "tweetfeed",
+            ],
+        );
         assert!(v["total"]["new"].as_u64().unwrap_or(0) >= 50, "{v}");
         let trail = shared_data("maltrail/apt_oceanlotus.txt");
-        let v = json(db, &["intel", "import", &trail.display().to_string(), "--family-from-file-name", "--source", "maltrail"]);
+        let v = json(
+            db,
+            &[
+                "intel",
+                "import",
+                &trail.display().to_string(),
+                "--family-from-file-name",
+                "--source",
+                "maltrail",
+            ],
+        );
         assert!(v["total"]["new"].as_u64().unwrap_or(0) > 500, "{v}");
         let stats = json(db, &["intel", "stats"]);
         let fams = serde_json::to_string(&stats["top_families"]).expect("json");
@@ -216,7 +368,10 @@ fn imports_real_stix_misp_and_trail_feeds() {
 #[test]
 fn bad_arguments_exit_2_with_the_flag_named() {
     let db = sqlite();
-    let out = khien(&db, &["intel", "import", &fixture("mixed.txt"), "--tlp", "purple"]);
+    let out = khien(
+        &db,
+        &["intel", "import", &fixture("mixed.txt"), "--tlp", "purple"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tlp"));
     let out = khien(&db, &["intel", "import", "/nonexistent/feed.txt"]);
@@ -238,29 +393,116 @@ fn messages_default_to_vietnamese() {
 #[test]
 fn stix_and_misp_exports_import_back_to_the_same_indicators() {
     both(|db| {
-        json(db, &["intel", "import", &fixture("mixed.txt"), "--source", "s", "--family", "emotet", "--type", "c2", "--tlp", "green"]);
+        json(
+            db,
+            &[
+                "intel",
+                "import",
+                &fixture("mixed.txt"),
+                "--source",
+                "s",
+                "--family",
+                "emotet",
+                "--type",
+                "c2",
+                "--tlp",
+                "green",
+            ],
+        );
         let dir = tempfile::tempdir().expect("tempdir");
         let list = |db: &Db| -> Vec<String> {
             let p = dir.path().join("list.txt");
-            let o = khien(db, &["intel", "export", "--format", "list", "--out", &p.display().to_string()]);
-            assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-            let mut v: Vec<String> = std::fs::read_to_string(&p).expect("list").lines().map(str::to_string).collect();
+            let o = khien(
+                db,
+                &[
+                    "intel",
+                    "export",
+                    "--format",
+                    "list",
+                    "--out",
+                    &p.display().to_string(),
+                ],
+            );
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let mut v: Vec<String> = std::fs::read_to_string(&p)
+                .expect("list")
+                .lines()
+                .map(str::to_string)
+                .collect();
             v.sort();
             v
         };
         let original = list(db);
         assert_eq!(original.len(), 4);
-        for (format, path) in [("stix", dir.path().join("out.json")), ("misp", dir.path().join("feed"))] {
+        for (format, path) in [
+            ("stix", dir.path().join("out.json")),
+            ("misp", dir.path().join("feed")),
+        ] {
             let p = path.display().to_string();
             let o = khien(db, &["intel", "export", "--format", format, "--out", &p]);
-            assert_eq!(o.status.code(), Some(0), "{format}: {}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "{format}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
             let fresh = sqlite();
             let v = json(&fresh, &["intel", "import", &p]);
             assert_eq!(v["total"]["rejected"], 0, "{format}: {v}");
             assert_eq!(list(&fresh), original, "{format} round trip");
             let found = json(&fresh, &["intel", "search", "evil-c2.com"]);
             let text = found.to_string();
-            assert!(text.contains("emotet") && text.contains("green") && text.contains("c2"), "{format}: {text}");
+            assert!(
+                text.contains("emotet") && text.contains("green") && text.contains("c2"),
+                "{format}: {text}"
+            );
         }
+    });
+}
+
+#[test]
+fn search_by_family_source_and_kind_without_a_value() {
+    both(|db| {
+        json(
+            db,
+            &[
+                "intel",
+                "import",
+                &fixture("mixed.txt"),
+                "--source",
+                "feed-a",
+                "--family",
+                "emotet",
+            ],
+        );
+        let v = json(
+            db,
+            &["intel", "search", "--family", "emotet", "--kind", "domain"],
+        );
+        let values: Vec<&str> = v
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|i| i["observable"]["value"].as_str())
+            .collect();
+        assert_eq!(values, vec!["evil-c2.com"]);
+        let v = json(db, &["intel", "search", "--source", "feed-b"]);
+        assert_eq!(v.as_array().map(Vec::len), Some(0));
+        let v = json(
+            db,
+            &[
+                "intel",
+                "search",
+                "--source",
+                "feed-a",
+                "--include-allowlisted",
+            ],
+        );
+        assert_eq!(v.as_array().map(Vec::len), Some(6));
     });
 }

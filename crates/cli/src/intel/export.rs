@@ -14,7 +14,9 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 
 use anyhow::{Context, bail};
-use khien_formats::write::{self, MispFeedOptions, RpzAction, RpzOptions, StixOptions, WalledGarden};
+use khien_formats::write::{
+    self, MispFeedOptions, RpzAction, RpzOptions, StixOptions, WalledGarden,
+};
 use khien_model::Indicator;
 
 use crate::cli::{ExportArgs, ExportFormat, Global};
@@ -33,23 +35,29 @@ pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let format_name = format!("{:?}", args.format).to_lowercase();
 
     let (tx, rx) = mpsc::sync_channel::<Indicator>(CHANNEL_DEPTH);
-    let (summary, count) = std::thread::scope(|scope| -> anyhow::Result<(serde_json::Value, u64)> {
-        let reader = scope.spawn(move || {
-            store.for_each_indicator(&filter, &mut |ind| {
-                // A closed channel means the writer failed; its error is the
-                // one to report, so stop quietly.
-                tx.send(ind).map_err(|_| khien_store::Error::Callback("export writer stopped".into()))
-            })
-        });
-        let written = write_all(&args, rpz_action, rx.into_iter());
-        let read = reader.join().map_err(|_| anyhow::anyhow!("the store thread panicked"))?;
-        let written = written?;
-        let count = match read {
-            Ok(n) => n,
-            Err(e) => return Err(anyhow::Error::new(e).context("reading indicators from the store")),
-        };
-        Ok((written, count))
-    })?;
+    let (summary, count) =
+        std::thread::scope(|scope| -> anyhow::Result<(serde_json::Value, u64)> {
+            let reader = scope.spawn(move || {
+                store.for_each_indicator(&filter, &mut |ind| {
+                    // A closed channel means the writer failed; its error is the
+                    // one to report, so stop quietly.
+                    tx.send(ind)
+                        .map_err(|_| khien_store::Error::Callback("export writer stopped".into()))
+                })
+            });
+            let written = write_all(&args, rpz_action, rx.into_iter());
+            let read = reader
+                .join()
+                .map_err(|_| anyhow::anyhow!("the store thread panicked"))?;
+            let written = written?;
+            let count = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context("reading indicators from the store"));
+                }
+            };
+            Ok((written, count))
+        })?;
 
     if global.json {
         output::json(&serde_json::json!({
@@ -61,7 +69,11 @@ pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
     } else {
         output::note(&t(
             "export.done",
-            &[("count", &count), ("path", &args.out.display()), ("format", &format_name)],
+            &[
+                ("count", &count),
+                ("path", &args.out.display()),
+                ("format", &format_name),
+            ],
         ));
         if args.format == ExportFormat::Rpz {
             let n = |k: &str| summary[k].as_u64().unwrap_or(0);
@@ -116,7 +128,9 @@ fn write_all(
             serde_json::json!({ "indicators": s.indicators, "skipped": s.skipped })
         }
         ExportFormat::Csv => serde_json::json!({ "rows": write::write_csv(&mut out, indicators)? }),
-        ExportFormat::List => serde_json::json!({ "lines": write::write_list(&mut out, indicators)? }),
+        ExportFormat::List => {
+            serde_json::json!({ "lines": write::write_list(&mut out, indicators)? })
+        }
         ExportFormat::Misp => bail!("a MISP feed is a directory, written above"),
     };
     out.finish()?;
@@ -134,8 +148,14 @@ fn parse_rpz_action(s: &str) -> anyhow::Result<RpzAction> {
                 bail!("--rpz-action {s:?}: expected nxdomain, nodata, drop or garden:ADDRESS|NAME");
             };
             match target.parse::<IpAddr>() {
-                Ok(IpAddr::V4(v4)) => RpzAction::WalledGarden(WalledGarden::Address { ipv4: Some(v4), ipv6: None }),
-                Ok(IpAddr::V6(v6)) => RpzAction::WalledGarden(WalledGarden::Address { ipv4: None, ipv6: Some(v6) }),
+                Ok(IpAddr::V4(v4)) => RpzAction::WalledGarden(WalledGarden::Address {
+                    ipv4: Some(v4),
+                    ipv6: None,
+                }),
+                Ok(IpAddr::V6(v6)) => RpzAction::WalledGarden(WalledGarden::Address {
+                    ipv4: None,
+                    ipv6: Some(v6),
+                }),
                 Err(_) => {
                     let name = khien_model::normalize_domain(target)
                         .with_context(|| format!("--rpz-action garden:{target}"))?;
@@ -169,7 +189,8 @@ impl Output {
             });
         }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(format!(".tmp-{}", std::process::id()));
@@ -187,7 +208,8 @@ impl Output {
             w.get_ref().sync_all().context("syncing the export")?;
         }
         if let Some((tmp, dest)) = self.paths.take() {
-            std::fs::rename(&tmp, &dest).with_context(|| format!("renaming into {}", dest.display()))?;
+            std::fs::rename(&tmp, &dest)
+                .with_context(|| format!("renaming into {}", dest.display()))?;
         }
         Ok(())
     }
