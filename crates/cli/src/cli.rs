@@ -119,6 +119,10 @@ pub struct ImportArgs {
     /// name: urlhaus, threatfox, shadowserver.
     #[arg(long)]
     pub csv_map: Option<String>,
+    /// Take MISP attributes marked `to_ids: false` too (some publishers
+    /// mark every attribute so).
+    #[arg(long)]
+    pub include_not_for_detection: bool,
     /// Abort at the first bad record and write nothing.
     #[arg(long)]
     pub strict: bool,

@@ -181,6 +181,7 @@ fn defaults_for(args: &ImportArgs, path: &Path) -> anyhow::Result<ImportDefaults
             .unwrap_or_default(),
         now: Utc::now(),
         force: args.force,
+        include_not_for_detection: args.include_not_for_detection,
     })
 }
 
@@ -326,12 +327,12 @@ fn import_one(
             ReadEvent::Record(record) => {
                 report.read += 1;
                 batch.push(record);
-                if batch.len() >= batch_size {
-                    if let Err(e) = flush(batch, report) {
-                        let msg = format!("{e:#}");
-                        failure = Some(e);
-                        return Err(msg);
-                    }
+                if batch.len() >= batch_size
+                    && let Err(e) = flush(batch, report)
+                {
+                    let msg = format!("{e:#}");
+                    failure = Some(e);
+                    return Err(msg);
                 }
             }
             ReadEvent::Skipped { reason, .. } => {

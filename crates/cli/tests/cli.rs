@@ -1,6 +1,7 @@
 //! End-to-end tests of the `khien` binary: what an operator types and sees.
 //! Each test runs on SQLite and, when `KHIEN_TEST_POSTGRES` is set (the test
 //! command sets it), on PostgreSQL too.
+#![allow(clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -15,10 +16,10 @@ struct Db {
 
 impl Drop for Db {
     fn drop(&mut self) {
-        if let Some((admin, name)) = &self.pg {
-            if let Ok(mut c) = postgres::Client::connect(admin, postgres::NoTls) {
-                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
+        if let Some((admin, name)) = &self.pg
+            && let Ok(mut c) = postgres::Client::connect(admin, postgres::NoTls)
+        {
+            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
 }
@@ -249,7 +250,11 @@ fn rpz_export_leaves_out_allowlisted_and_non_dns_kinds() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let text = std::fs::read_to_string(&zone).expect("zone written");
+        let raw = std::fs::read_to_string(&zone).expect("zone written");
+        let text: String = raw
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
+            .collect();
         assert!(text.contains("evil-c2.com CNAME ."), "{text}");
         assert!(text.contains("*.evil-c2.com CNAME ."), "{text}");
         assert!(text.contains("4.3.2.1.rpz-ip"), "{text}");
@@ -505,4 +510,56 @@ fn search_by_family_source_and_kind_without_a_value() {
         );
         assert_eq!(v.as_array().map(Vec::len), Some(6));
     });
+}
+
+#[test]
+fn misp_events_marked_not_for_detection_import_only_on_request() {
+    let event = shared_data("misp/eset/oceanlotus.misp.event.json");
+    let event = if event.exists() {
+        event
+    } else {
+        shared_data("misp/oceanlotus.misp.event.json")
+    };
+    let event = event.display().to_string();
+    let db = sqlite();
+    let v = json(&db, &["intel", "import", &event, "--source", "eset"]);
+    assert_eq!(v["total"]["new"], 0, "{v}");
+    assert!(
+        v["total"]["skipped"]["not-for-detection"]
+            .as_u64()
+            .unwrap_or(0)
+            > 80,
+        "{v}"
+    );
+    let v = json(
+        &db,
+        &[
+            "intel",
+            "import",
+            &event,
+            "--source",
+            "eset",
+            "--include-not-for-detection",
+        ],
+    );
+    assert!(v["total"]["new"].as_u64().unwrap_or(0) >= 80, "{v}");
+    let found = json(
+        &db,
+        &[
+            "intel",
+            "search",
+            "--source",
+            "eset",
+            "--kind",
+            "domain",
+            "--limit",
+            "1",
+            "--include-expired",
+        ],
+    );
+    // Published in 2018: past the default lifetime, so expired but kept.
+    assert!(
+        found.to_string().contains("apt32"),
+        "galaxy family kept: {found}"
+    );
 }

@@ -20,7 +20,10 @@ impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Line(n) => write!(f, "line {n}"),
-            Self::Object { id: Some(id), index } => write!(f, "object {index} ({id})"),
+            Self::Object {
+                id: Some(id),
+                index,
+            } => write!(f, "object {index} ({id})"),
             Self::Object { id: None, index } => write!(f, "object {index}"),
             Self::File { path, inner } => write!(f, "{path}: {inner}"),
             Self::Input => f.write_str("input"),

@@ -21,6 +21,7 @@ fn defaults() -> ImportDefaults {
             .single()
             .expect("time"),
         force: false,
+        include_not_for_detection: false,
     }
 }
 

@@ -380,7 +380,7 @@ impl State<'_> {
         if truthy(a.get("deleted")) == Some(true) {
             return self.emit(skip(SkipReason::Revoked), &location);
         }
-        if truthy(a.get("to_ids")) == Some(false) {
+        if truthy(a.get("to_ids")) == Some(false) && !self.defaults.include_not_for_detection {
             return self.emit(skip(SkipReason::NotForDetection), &location);
         }
         let Some(value) = a.get("value").and_then(Value::as_str) else {
@@ -458,6 +458,20 @@ fn tag_into(
     threat: &mut Option<ThreatType>,
     plain_family: bool,
 ) {
+    // Our own machine tags, as `write::misp` puts them, so a feed of ours
+    // imports back whole.
+    if let Some(v) = name.strip_prefix("khien:family=") {
+        if let Ok(f) = Family::new(v.trim_matches('"')) {
+            *family = Some((0, f));
+        }
+        return;
+    }
+    if let Some(v) = name.strip_prefix("khien:threat-type=") {
+        if let Ok(t) = v.trim_matches('"').parse::<ThreatType>() {
+            *threat = Some(t);
+        }
+        return;
+    }
     if let Some((rank, f)) = labels::galaxy_family(name) {
         if family.as_ref().is_none_or(|(r, _)| rank < *r) {
             *family = Some((rank, f));
@@ -589,6 +603,7 @@ mod tests {
                 .single()
                 .expect("time"),
             force: false,
+            include_not_for_detection: false,
         }
     }
 

@@ -19,6 +19,10 @@ pub struct ImportDefaults {
     /// When set, the user's `--family`/`--type`/`--tlp`/`--confidence`
     /// override what the input says instead of filling gaps.
     pub force: bool,
+    /// Import MISP attributes whose `to_ids` is false. Some publishers
+    /// (ESET's IOC repository among them) mark every attribute so; the
+    /// operator who trusts the event can take them anyway.
+    pub include_not_for_detection: bool,
 }
 
 /// Why a well-formed record was passed over.

@@ -538,6 +538,7 @@ mod tests {
                 .single()
                 .expect("time"),
             force: false,
+            include_not_for_detection: false,
         }
     }
 
