@@ -280,36 +280,3 @@ fn plain_text_is_detected_as_a_list() {
         Format::List
     );
 }
-
-/// `cargo test --release -p khien-formats --test read_list -- --ignored --nocapture`
-/// prints the list reader's rate on simple domains (target: over 1M lines/s
-/// on one core).
-#[test]
-#[ignore = "throughput measurement; run in release"]
-#[allow(clippy::print_stderr)]
-fn throughput_simple_domains() {
-    let lines: u64 = 2_000_000;
-    let input = std::io::BufReader::with_capacity(
-        1 << 16,
-        Generated {
-            lines,
-            next: 0,
-            pending: Vec::new(),
-        },
-    );
-    let mut count = 0u64;
-    let mut sink = |e: ReadEvent| -> Result<(), String> {
-        if matches!(e, ReadEvent::Record(_)) {
-            count += 1;
-        }
-        Ok(())
-    };
-    let start = std::time::Instant::now();
-    read_list(input, &defaults(), &mut sink).expect("read");
-    let secs = start.elapsed().as_secs_f64();
-    assert_eq!(count, lines);
-    eprintln!(
-        "{lines} lines in {secs:.2} s: {:.0} lines/s",
-        lines as f64 / secs
-    );
-}
