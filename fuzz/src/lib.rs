@@ -13,6 +13,7 @@ pub fn defaults() -> ImportDefaults {
         threat_type: ThreatType::Unknown,
         now: chrono::DateTime::from_timestamp(1_767_225_600, 0).unwrap_or_default(),
         force: false,
+        include_not_for_detection: false,
     }
 }
 
