@@ -38,9 +38,9 @@ echo "re-import (all updated): $(secs "$r_s") s ($(rate "$n" "$r_s")/s)"
 
 # --- PostgreSQL ------------------------------------------------------------------
 if [ -x "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)/initdb" ]; then
-  pg_dir=$PWD/$work/pg
+  pg_dir=$(mktemp -d /tmp/khien-bench-pg.XXXXXX)
   url=$(scripts/postgres-server start "$pg_dir" 55499)
-  trap 'scripts/postgres-server stop "$pg_dir"' EXIT
+  trap 'scripts/postgres-server stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
   psql -q "$url" -c "CREATE TABLE t(value TEXT PRIMARY KEY)"
   read -r pb_s _ < <(timed psql -q "$url" -c "\\copy t FROM '$PWD/$list'")
   read -r pk_s pk_kb < <(timed "$khien" --lang en intel import --no-default-warninglists --source bench "$list" --database "$url")
