@@ -89,8 +89,8 @@ fn has_scheme(s: &str) -> bool {
     }
 }
 
-/// Decodes `%XX` where XX is an unreserved character (RFC 3986 §6.2.2.2) and
-/// upper-cases the hex of every other escape.
+/// Decodes `%XX` where XX is an unreserved character (RFC 3986 §6.2.2.2),
+/// upper-cases the hex of every other escape, and escapes a stray `%`.
 fn normalize_percent(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
@@ -112,7 +112,13 @@ fn normalize_percent(s: &str) -> String {
             i += 3;
             continue;
         }
-        out.push(bytes[i] as char);
+        if bytes[i] == b'%' {
+            // A `%` that starts no escape is data; written as `%25` it can
+            // no longer pair with the characters after it on a second pass.
+            out.push_str("%25");
+        } else {
+            out.push(bytes[i] as char);
+        }
         i += 1;
     }
     out
