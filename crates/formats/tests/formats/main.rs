@@ -8,6 +8,7 @@ mod read_csv;
 mod read_list;
 mod read_misp;
 mod read_stix;
+mod support;
 mod unbound;
 mod warninglist;
 mod write;

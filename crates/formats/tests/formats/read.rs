@@ -2,52 +2,15 @@
 //! feeds in `shared/data` and small committed fixtures of broken input.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use chrono::TimeZone;
 use khien_formats::read::{
-    Format, ImportDefaults, ReadEvent, ReadSummary, SkipReason, read, read_misp,
-    read_misp_feed_dir, read_stix,
+    Format, ReadEvent, ReadSummary, SkipReason, read, read_misp, read_misp_feed_dir, read_stix,
 };
 use khien_formats::{Error, Location};
-use khien_model::{Confidence, Family, IndicatorRecord, ObservableKind, ThreatType, Tlp};
+use khien_model::{Family, IndicatorRecord, ObservableKind, ThreatType, Tlp};
 
-fn defaults() -> ImportDefaults {
-    ImportDefaults {
-        source: "test".into(),
-        tlp: Tlp::Amber,
-        confidence: Confidence::DEFAULT,
-        family: None,
-        threat_type: ThreatType::Unknown,
-        now: chrono::Utc
-            .with_ymd_and_hms(2026, 8, 22, 12, 0, 0)
-            .single()
-            .expect("time"),
-        force: false,
-        include_not_for_detection: false,
-    }
-}
-
-fn shared(rel: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(rel);
-    assert!(
-        p.exists(),
-        "shared test data missing: {} (expected /work/shared/data beside the repository)",
-        p.display()
-    );
-    p
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/read")
-            .join(name),
-    )
-    .expect("fixture")
-}
+use super::support::{defaults, fixture, shared};
 
 struct Run {
     events: Vec<ReadEvent>,

@@ -1,37 +1,11 @@
 //! CSV feeds: presets for URLhaus, ThreatFox and Shadowserver dumps, custom
 //! mappings, and bad rows reported by line without stopping the read.
 
-use std::path::Path;
-
-use chrono::TimeZone;
 use khien_formats::Location;
-use khien_formats::read::{CsvMapping, Format, ImportDefaults, ReadEvent, SkipReason, read_csv};
-use khien_model::{Confidence, ObservableKind, ThreatType, Tlp};
+use khien_formats::read::{CsvMapping, Format, ReadEvent, SkipReason, read_csv};
+use khien_model::{ObservableKind, ThreatType};
 
-fn defaults() -> ImportDefaults {
-    ImportDefaults {
-        source: "test".into(),
-        tlp: Tlp::Amber,
-        confidence: Confidence::DEFAULT,
-        family: None,
-        threat_type: ThreatType::Unknown,
-        now: chrono::Utc
-            .with_ymd_and_hms(2026, 8, 22, 12, 0, 0)
-            .single()
-            .expect("time"),
-        force: false,
-        include_not_for_detection: false,
-    }
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/read")
-            .join(name),
-    )
-    .expect("fixture")
-}
+use super::support::{defaults, fixture, records};
 
 fn collect(format: Format, data: &[u8]) -> Vec<ReadEvent> {
     let mut events = Vec::new();
@@ -44,19 +18,6 @@ fn collect(format: Format, data: &[u8]) -> Vec<ReadEvent> {
     };
     read_csv(data, &mapping, &defaults(), &mut sink).expect("read");
     events
-}
-
-fn records(events: &[ReadEvent]) -> Vec<&khien_model::IndicatorRecord> {
-    events
-        .iter()
-        .filter_map(|e| {
-            if let ReadEvent::Record(r) = e {
-                Some(r)
-            } else {
-                None
-            }
-        })
-        .collect()
 }
 
 fn rejected(events: &[ReadEvent]) -> Vec<(u64, String)> {

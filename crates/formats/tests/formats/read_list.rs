@@ -2,36 +2,13 @@
 //! memory, read in one pass.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use chrono::TimeZone;
 use khien_formats::read::{Format, ImportDefaults, MAX_LINE, ReadEvent, SkipReason, read_list};
 use khien_formats::{Error, Location};
-use khien_model::{Confidence, ObservableKind, ThreatType, Tlp};
+use khien_model::{ObservableKind, ThreatType, Tlp};
 
-fn defaults() -> ImportDefaults {
-    ImportDefaults {
-        source: "maltrail".into(),
-        tlp: Tlp::Clear,
-        confidence: Confidence::DEFAULT,
-        family: None,
-        threat_type: ThreatType::C2,
-        now: chrono::Utc
-            .with_ymd_and_hms(2026, 8, 22, 12, 0, 0)
-            .single()
-            .expect("time"),
-        force: false,
-        include_not_for_detection: false,
-    }
-}
-
-fn shared(rel: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(rel);
-    assert!(p.exists(), "shared test data missing: {}", p.display());
-    p
-}
+use super::support::shared;
 
 fn collect(
     input: impl std::io::BufRead,
@@ -279,4 +256,13 @@ fn plain_text_is_detected_as_a_list() {
         Format::detect(b"# comment\nevil.com\n", Some("emotet.txt")),
         Format::List
     );
+}
+
+fn defaults() -> ImportDefaults {
+    ImportDefaults {
+        source: "maltrail".into(),
+        tlp: Tlp::Clear,
+        threat_type: ThreatType::C2,
+        ..super::support::defaults()
+    }
 }

@@ -2,39 +2,17 @@
 //! exports in the older `response` shape, a TweetFeed feed directory) and a
 //! small fixture of flags and composite types.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::TimeZone;
 use khien_formats::read::{
     ImportDefaults, ReadEvent, ReadSummary, SkipReason, read_misp, read_misp_feed_dir,
 };
 use khien_formats::{Error, Location};
-use khien_model::{Confidence, IndicatorRecord, ObservableKind, ThreatType, Tlp};
+use khien_model::{ObservableKind, Tlp};
 use serde_json::Value;
 
-fn defaults() -> ImportDefaults {
-    ImportDefaults {
-        source: "misp-test".into(),
-        tlp: Tlp::Amber,
-        confidence: Confidence::DEFAULT,
-        family: None,
-        threat_type: ThreatType::Unknown,
-        now: chrono::Utc
-            .with_ymd_and_hms(2026, 8, 22, 12, 0, 0)
-            .single()
-            .expect("time"),
-        force: false,
-        include_not_for_detection: false,
-    }
-}
-
-fn shared(rel: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(rel);
-    assert!(p.exists(), "shared test data missing: {}", p.display());
-    p
-}
+use super::support::{records, shared};
 
 fn read(data: &[u8]) -> (Vec<ReadEvent>, Result<ReadSummary, Error>) {
     let mut events = Vec::new();
@@ -50,19 +28,6 @@ fn read_shared(rel: &str) -> (Vec<ReadEvent>, ReadSummary) {
     let data = std::fs::read(shared(rel)).expect("read");
     let (events, r) = read(&data);
     (events, r.expect("read"))
-}
-
-fn records(events: &[ReadEvent]) -> Vec<&IndicatorRecord> {
-    events
-        .iter()
-        .filter_map(|e| {
-            if let ReadEvent::Record(r) = e {
-                Some(r)
-            } else {
-                None
-            }
-        })
-        .collect()
 }
 
 fn skipped_ids(events: &[ReadEvent], reason: SkipReason) -> Vec<String> {
@@ -399,4 +364,11 @@ fn broken_input_is_an_error_not_a_crash() {
     let deep = format!("{{\"Event\":{{\"Attribute\":{}", "[".repeat(10_000));
     let (_, r) = read(deep.as_bytes());
     assert!(matches!(r, Err(Error::Malformed { .. })), "{r:?}");
+}
+
+fn defaults() -> ImportDefaults {
+    ImportDefaults {
+        source: "misp-test".into(),
+        ..super::support::defaults()
+    }
 }

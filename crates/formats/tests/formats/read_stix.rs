@@ -2,45 +2,14 @@
 //! 2.0 marking definitions) and on small broken fixtures.
 
 use std::io::BufReader;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::TimeZone;
 use khien_formats::read::{ImportDefaults, ReadEvent, ReadSummary, SkipReason, read_stix};
 use khien_formats::{Error, Location};
-use khien_model::{Confidence, IndicatorRecord, ObservableKind, ThreatType, Tlp};
+use khien_model::{Confidence, ObservableKind, ThreatType, Tlp};
 
-fn defaults() -> ImportDefaults {
-    ImportDefaults {
-        source: "stix-test".into(),
-        tlp: Tlp::Amber,
-        confidence: Confidence::DEFAULT,
-        family: None,
-        threat_type: ThreatType::Unknown,
-        now: chrono::Utc
-            .with_ymd_and_hms(2026, 8, 22, 12, 0, 0)
-            .single()
-            .expect("time"),
-        force: false,
-        include_not_for_detection: false,
-    }
-}
-
-fn shared(rel: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(rel);
-    assert!(p.exists(), "shared test data missing: {}", p.display());
-    p
-}
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/read")
-            .join(name),
-    )
-    .expect("fixture")
-}
+use super::support::{fixture, records, shared};
 
 fn read(data: &[u8]) -> (Vec<ReadEvent>, Result<ReadSummary, Error>) {
     let mut events = Vec::new();
@@ -61,19 +30,6 @@ fn read_file(path: &Path) -> (Vec<ReadEvent>, ReadSummary) {
     };
     let summary = read_stix(BufReader::new(file), &defaults(), &mut sink).expect("read");
     (events, summary)
-}
-
-fn records(events: &[ReadEvent]) -> Vec<&IndicatorRecord> {
-    events
-        .iter()
-        .filter_map(|e| {
-            if let ReadEvent::Record(r) = e {
-                Some(r)
-            } else {
-                None
-            }
-        })
-        .collect()
 }
 
 fn skips(events: &[ReadEvent], reason: SkipReason) -> usize {
@@ -487,4 +443,11 @@ fn sink_can_stop_the_reader() {
         "{r:?}"
     );
     assert_eq!(n, 3);
+}
+
+fn defaults() -> ImportDefaults {
+    ImportDefaults {
+        source: "stix-test".into(),
+        ..super::support::defaults()
+    }
 }
