@@ -29,7 +29,7 @@ def main():
         elif r < 0.92:
             buf.append(f"{(i >> 16) % 223 + 1}.{(i >> 8) % 256}.{i % 256}.{rng.randint(1, 254)}")
         elif r < 0.94:
-            buf.append(f"{(i >> 8) % 223 + 1}.{i % 256}.{rng.randint(0, 255)}.0/24")
+            buf.append(f"{(i >> 16) % 223 + 1}.{(i >> 8) % 256}.{i % 256}.0/24")
         else:
             buf.append(f"http://{rng.choice(words)}{i:x}.{rng.choice(tlds)}/{rng.choice(words)}/{i}.php")
         if len(buf) >= 10000:

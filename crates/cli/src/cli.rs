@@ -127,7 +127,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub strict: bool,
     /// Records per transaction.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 50_000)]
     pub batch_size: usize,
     #[command(flatten)]
     pub warninglists: WarninglistArgs,

@@ -7,16 +7,17 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use khien_formats::read::{self, CsvMapping, Format, ImportDefaults, ReadEvent, SkipReason};
+use khien_formats::read::{self, CsvMapping, Format, ImportDefaults, ReadEvent};
 use khien_formats::warninglist::WarninglistSet;
 use khien_model::{
     Confidence, Family, IndicatorRecord, Observable, ObservableKind, ThreatType, Tlp,
 };
-use khien_store::{BatchOutcome, IndicatorFilter, Store};
+use khien_store::{IndicatorFilter, Store};
 use serde::Serialize;
 
 use crate::cli::Global;
@@ -115,10 +116,11 @@ struct Rejection {
 }
 
 impl ImportReport {
-    fn add(&mut self, o: BatchOutcome) {
+    fn add(&mut self, o: Stored) {
         self.new += o.new;
         self.updated += o.updated;
         self.unchanged += o.unchanged;
+        self.allowlisted += o.allowlisted;
     }
 
     fn skipped_total(&self) -> u64 {
@@ -192,43 +194,49 @@ fn import(global: &Global, args: ImportArgs) -> anyhow::Result<ExitCode> {
     let warninglists = Warninglists::load(&args.warninglists)?;
     let mut store = open_store(global)?;
     let started = Instant::now();
-    let mut reports = Vec::new();
     // With --strict the whole run is one transaction: the first bad record
     // in any file aborts it and nothing is written.
-    let mut importer = store.import(args.strict)?;
-    for path in &args.paths {
-        let defaults = defaults_for(&args, path)?;
-        let report = import_one(path, &args, &defaults, &warninglists, &mut importer)?;
-        if !global.json {
-            output::note(&format!("{}: {}", path.display(), report.summary()));
-            for (reason, count) in &report.skipped {
-                output::note(&format!(
-                    "  {}",
-                    t("import.skipped", &[("reason", reason), ("count", count)])
-                ));
-            }
-            for r in &report.rejections {
-                output::note(&format!(
-                    "  {}",
-                    t(
-                        "import.rejected",
-                        &[("location", &r.location), ("reason", &r.reason)]
-                    )
-                ));
-            }
-            let hidden = report
-                .rejected
-                .saturating_sub(report.rejections.len() as u64);
-            if hidden > 0 {
-                output::note(&format!(
-                    "  {}",
-                    t("import.rejected_more", &[("count", &hidden)])
-                ));
+    let importer = store.import(args.strict)?;
+    // Two threads: this one reads, parses and checks warninglists; the
+    // writer stores. A bounded channel keeps at most two batches in flight.
+    let reports = std::thread::scope(|scope| -> anyhow::Result<Vec<ImportReport>> {
+        let (tx, rx) = mpsc::sync_channel::<Batch>(2);
+        let file_count = args.paths.len();
+        let writer = scope.spawn(move || store_batches(importer, rx, file_count));
+        let mut reports = Vec::new();
+        let mut failure = None;
+        for path in &args.paths {
+            let read = defaults_for(&args, path).and_then(|defaults| {
+                import_one(path, reports.len(), &args, &defaults, &warninglists, &tx)
+            });
+            match read {
+                Ok(report) => reports.push(report),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
             }
         }
-        reports.push(report);
+        drop(tx);
+        let stored = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the store thread panicked"))?;
+        // A store error explains a reader that was stopped, so it comes first.
+        let (importer, counts) = stored?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        importer.commit()?;
+        for (report, c) in reports.iter_mut().zip(counts) {
+            report.add(c);
+        }
+        Ok(reports)
+    })?;
+    if !global.json {
+        for report in &reports {
+            print_file_report(report);
+        }
     }
-    importer.commit()?;
     let elapsed = started.elapsed().as_secs_f64();
     let mut total = ImportReport {
         path: t("import.total", &[]),
@@ -270,54 +278,116 @@ fn import(global: &Global, args: ImportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One batch on its way to the store. Allow-listed records travel apart so
+/// the report can count them apart from new and updated ones: users read
+/// "new" as "will be blocked".
+struct Batch {
+    file: usize,
+    records: Vec<IndicatorRecord>,
+    listed: Vec<IndicatorRecord>,
+    verdicts: Vec<Option<String>>,
+}
+
+/// Per-file store counts, as the writer thread saw them.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stored {
+    new: u64,
+    updated: u64,
+    unchanged: u64,
+    allowlisted: u64,
+}
+
+fn store_batches<'s>(
+    mut importer: khien_store::Importer<'s>,
+    rx: mpsc::Receiver<Batch>,
+    files: usize,
+) -> anyhow::Result<(khien_store::Importer<'s>, Vec<Stored>)> {
+    let mut counts = vec![Stored::default(); files];
+    let mut none: Vec<Option<String>> = Vec::new();
+    for batch in rx {
+        let c = &mut counts[batch.file];
+        if !batch.records.is_empty() {
+            none.resize(batch.records.len(), None);
+            let o = importer.add_batch(&batch.records, &none[..batch.records.len()])?;
+            c.new += o.new;
+            c.updated += o.updated;
+            c.unchanged += o.unchanged;
+        }
+        if !batch.listed.is_empty() {
+            importer.add_batch(&batch.listed, &batch.verdicts)?;
+            c.allowlisted += batch.listed.len() as u64;
+        }
+    }
+    Ok((importer, counts))
+}
+
+fn print_file_report(report: &ImportReport) {
+    output::note(&format!("{}: {}", report.path, report.summary()));
+    for (reason, count) in &report.skipped {
+        output::note(&format!(
+            "  {}",
+            t("import.skipped", &[("reason", reason), ("count", count)])
+        ));
+    }
+    for r in &report.rejections {
+        output::note(&format!(
+            "  {}",
+            t(
+                "import.rejected",
+                &[("location", &r.location), ("reason", &r.reason)]
+            )
+        ));
+    }
+    let hidden = report
+        .rejected
+        .saturating_sub(report.rejections.len() as u64);
+    if hidden > 0 {
+        output::note(&format!(
+            "  {}",
+            t("import.rejected_more", &[("count", &hidden)])
+        ));
+    }
+}
+
+/// Reads one input, sending full batches to the store thread.
 fn import_one(
     path: &Path,
+    file: usize,
     args: &ImportArgs,
     defaults: &ImportDefaults,
     warninglists: &Warninglists,
-    importer: &mut khien_store::Importer<'_>,
+    tx: &mpsc::SyncSender<Batch>,
 ) -> anyhow::Result<ImportReport> {
     let mut report = ImportReport {
         path: path.display().to_string(),
         ..Default::default()
     };
-    let mut batch: Vec<IndicatorRecord> = Vec::with_capacity(args.batch_size);
-    let mut failure: Option<anyhow::Error> = None;
     let strict = args.strict;
     let batch_size = args.batch_size;
+    let mut batch: Vec<IndicatorRecord> = Vec::with_capacity(batch_size);
+    let mut writer_gone = false;
 
-    let mut flush =
-        |batch: &mut Vec<IndicatorRecord>, report: &mut ImportReport| -> anyhow::Result<()> {
-            if batch.is_empty() {
-                return Ok(());
-            }
-            // Allow-listed records go in a batch of their own so the report can
-            // count them apart from new and updated ones: users read "new" as
-            // "will be blocked".
-            let verdicts: Vec<Option<String>> = batch
-                .iter()
-                .map(|r| warninglists.check(&r.observable))
-                .collect();
-            let (mut listed, mut listed_verdicts) = (Vec::new(), Vec::new());
-            let mut rest = Vec::with_capacity(batch.len());
-            for (record, verdict) in batch.drain(..).zip(verdicts) {
-                match verdict {
-                    Some(name) => {
-                        listed.push(record);
-                        listed_verdicts.push(Some(name));
-                    }
-                    None => rest.push(record),
+    let send = |batch: &mut Vec<IndicatorRecord>| -> bool {
+        let mut records = std::mem::replace(batch, Vec::with_capacity(batch_size));
+        let (mut listed, mut verdicts) = (Vec::new(), Vec::new());
+        let mut i = 0;
+        while i < records.len() {
+            match warninglists.check(&records[i].observable) {
+                Some(name) => {
+                    listed.push(records.swap_remove(i));
+                    verdicts.push(Some(name));
                 }
+                None => i += 1,
             }
-            let none = vec![None; rest.len()];
-            report.add(importer.add_batch(&rest, &none)?);
-            if !listed.is_empty() {
-                importer.add_batch(&listed, &listed_verdicts)?;
-                report.allowlisted += listed.len() as u64;
-            }
-            batch.reserve(rest.len() + listed.len());
-            Ok(())
-        };
+        }
+        tx.send(Batch {
+            file,
+            records,
+            listed,
+            verdicts,
+        })
+        .is_ok()
+    };
 
     let mut on_event = |event: ReadEvent,
                         report: &mut ImportReport,
@@ -327,18 +397,15 @@ fn import_one(
             ReadEvent::Record(record) => {
                 report.read += 1;
                 batch.push(record);
-                if batch.len() >= batch_size
-                    && let Err(e) = flush(batch, report)
-                {
-                    let msg = format!("{e:#}");
-                    failure = Some(e);
-                    return Err(msg);
+                if batch.len() >= batch_size && !send(batch) {
+                    writer_gone = true;
+                    return Err("the store stopped".into());
                 }
             }
             ReadEvent::Skipped { reason, .. } => {
                 *report
                     .skipped
-                    .entry(skip_name(reason).to_string())
+                    .entry(reason.as_str().to_string())
                     .or_default() += 1;
             }
             ReadEvent::Rejected { location, reason } => {
@@ -370,8 +437,9 @@ fn import_one(
         let mut sink = |event: ReadEvent| on_event(event, &mut report, &mut batch);
         read::read(format, input, defaults, &mut sink).map(|_| ())
     };
-    if let Some(e) = failure {
-        return Err(e.context(format!("storing records from {}", path.display())));
+    if writer_gone {
+        // The store thread's own error is reported by the caller.
+        return Ok(report);
     }
     match result {
         Ok(()) => {}
@@ -387,8 +455,8 @@ fn import_one(
         }
         Err(e) => {
             // The input broke off (truncated JSON, I/O error): what was read
-            // before stays imported, and the break is reported as an error.
-            flush(&mut batch, &mut report)?;
+            // before it is stored, and the break is reported as an error.
+            send(&mut batch);
             return Err(anyhow::Error::new(e).context(format!(
                 "reading {} ({})",
                 path.display(),
@@ -396,7 +464,9 @@ fn import_one(
             )));
         }
     }
-    flush(&mut batch, &mut report)?;
+    if !batch.is_empty() {
+        send(&mut batch);
+    }
     Ok(report)
 }
 
@@ -410,10 +480,6 @@ fn report_format(format: &Format, path: &Path) {
             ],
         ));
     }
-}
-
-fn skip_name(reason: SkipReason) -> &'static str {
-    reason.as_str()
 }
 
 fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
