@@ -26,7 +26,7 @@ list=$work/indicators-$n.txt
 echo "input: $n generated indicators ($(du -h "$list" | cut -f1)), $(nproc) cores"
 
 # --- SQLite --------------------------------------------------------------------
-rm -f "$work"/base.db* "$work"/khien.db*
+rm -f "$work"/base.db* "$work"/khien.db* "$work"/khien-wl.db*
 read -r base_s base_kb < <(timed sqlite3 "$work/base.db" \
   "PRAGMA journal_mode=WAL;" "CREATE TABLE t(value TEXT PRIMARY KEY);" ".mode line" ".import $list t")
 read -r k_s k_kb < <(timed "$khien" --lang en intel import --no-default-warninglists --source bench "$list" --database "$work/khien.db")
@@ -39,7 +39,10 @@ echo "re-import (all updated): $(secs "$r_s") s ($(rate "$n" "$r_s")/s)"
 # --- PostgreSQL ------------------------------------------------------------------
 if [ -x "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)/initdb" ]; then
   pg_dir=$(mktemp -d /tmp/khien-bench-pg.XXXXXX)
-  url=$(scripts/postgres-server start "$pg_dir" 55499)
+  # Settings a hub that takes bulk imports would run with: a buffer pool of
+  # 1 GiB and checkpoints far apart.
+  url=$(KHIEN_PG_OPTIONS="-c shared_buffers=1GB -c max_wal_size=8GB -c checkpoint_timeout=30min -c wal_level=minimal -c max_wal_senders=0" \
+    scripts/postgres-server start "$pg_dir" 55499)
   trap 'scripts/postgres-server stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
   psql -q "$url" -c "CREATE TABLE t(value TEXT PRIMARY KEY)"
   read -r pb_s _ < <(timed psql -q "$url" -c "\\copy t FROM '$PWD/$list'")

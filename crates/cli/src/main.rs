@@ -13,6 +13,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Import and export hand records between two threads; glibc's allocator
+// serialises such cross-thread frees on one arena lock, mimalloc does not.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     i18n::init(args.lang);

@@ -25,8 +25,9 @@ use crate::output;
 
 use super::{filter_from, open_store};
 
-/// Indicators in flight between the store thread and the writer.
-const CHANNEL_DEPTH: usize = 4096;
+/// Chunks in flight between the store thread and the writer, and their size.
+const CHANNEL_DEPTH: usize = 4;
+const CHUNK: usize = 2048;
 
 pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let filter = filter_from(&args.filter)?;
@@ -34,18 +35,31 @@ pub fn run(global: &Global, args: ExportArgs) -> anyhow::Result<ExitCode> {
     let mut store = open_store(global)?;
     let format_name = format!("{:?}", args.format).to_lowercase();
 
-    let (tx, rx) = mpsc::sync_channel::<Indicator>(CHANNEL_DEPTH);
+    // Indicators cross in chunks: one hand-over per indicator would spend
+    // more time waking threads than writing.
+    let (tx, rx) = mpsc::sync_channel::<Vec<Indicator>>(CHANNEL_DEPTH);
     let (summary, count) =
         std::thread::scope(|scope| -> anyhow::Result<(serde_json::Value, u64)> {
             let reader = scope.spawn(move || {
-                store.for_each_indicator(&filter, &mut |ind| {
-                    // A closed channel means the writer failed; its error is the
-                    // one to report, so stop quietly.
-                    tx.send(ind)
-                        .map_err(|_| khien_store::Error::Callback("export writer stopped".into()))
-                })
+                let mut chunk = Vec::with_capacity(CHUNK);
+                let n = store.for_each_indicator(&filter, &mut |ind| {
+                    chunk.push(ind);
+                    if chunk.len() == CHUNK {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                        // A closed channel means the writer failed; its error
+                        // is the one to report, so stop quietly.
+                        tx.send(full).map_err(|_| {
+                            khien_store::Error::Callback("export writer stopped".into())
+                        })?;
+                    }
+                    Ok(())
+                })?;
+                if !chunk.is_empty() {
+                    let _ = tx.send(chunk);
+                }
+                Ok::<u64, khien_store::Error>(n)
             });
-            let written = write_all(&args, rpz_action, rx.into_iter());
+            let written = write_all(&args, rpz_action, rx.into_iter().flatten());
             let read = reader
                 .join()
                 .map_err(|_| anyhow::anyhow!("the store thread panicked"))?;
