@@ -182,24 +182,9 @@ impl Db {
             if !applied.changed {
                 continue;
             }
+            // `apply` keeps the stored id, so this updates `existing`.
             let ind = &applied.indicator;
-            self.conn
-                .prepare_cached(
-                    "UPDATE indicators SET confidence = ?2, tlp = ?3, family = ?4, threat_type = ?5,
-                         first_seen = ?6, last_seen = ?7, expires_at = ?8, allowlisted_by = ?9
-                     WHERE id = ?1",
-                )?
-                .execute(params![
-                    existing.id,
-                    ind.confidence.get(),
-                    tlp_rank(ind.tlp),
-                    ind.family.as_ref().map(|f| f.as_str()),
-                    ind.threat_type.as_str(),
-                    secs(ind.first_seen),
-                    secs(ind.last_seen),
-                    ind.expires_at.map(secs),
-                    ind.allowlisted_by.as_deref(),
-                ])?;
+            self.write_aggregate(ind)?;
             for s in ind
                 .sources
                 .iter()
