@@ -346,27 +346,17 @@ pub fn read_csv(
                         .is_none_or(|v| Observable::detect(v).is_err())
                 }
             };
-            if looks_like_header && resolved.is_none() {
-                lower(&mut fields);
-                resolved =
-                    Some(
-                        resolve(mapping, Some(&fields)).map_err(|reason| Error::Malformed {
-                            format: "csv",
-                            location: Location::Line(number),
-                            reason,
-                        })?,
-                    );
-                emit(
-                    ReadEvent::Skipped {
-                        location,
-                        reason: SkipReason::Comment,
-                    },
-                    &mut summary,
-                    sink,
-                )?;
-                continue;
-            }
             if looks_like_header {
+                // A header already found in a comment wins over this line.
+                if resolved.is_none() {
+                    lower(&mut fields);
+                    let r = resolve(mapping, Some(&fields)).map_err(|reason| Error::Malformed {
+                        format: "csv",
+                        location: Location::Line(number),
+                        reason,
+                    })?;
+                    resolved = Some(r);
+                }
                 emit(
                     ReadEvent::Skipped {
                         location,
