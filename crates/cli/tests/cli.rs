@@ -96,6 +96,33 @@ fn json(db: &Db, args: &[&str]) -> Value {
     })
 }
 
+/// Runs `intel export --format FORMAT` into a temporary file, asserts that
+/// it succeeded and returns what it wrote.
+fn export(db: &Db, format: &str, extra: &[&str]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("export").display().to_string();
+    let mut args = vec!["intel", "export", "--format", format, "--out", &out];
+    args.extend_from_slice(extra);
+    let o = khien(db, &args);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::read_to_string(&out).expect("export written")
+}
+
+/// The exported plain list, sorted.
+fn export_list(db: &Db, extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = export(db, "list", extra)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
+}
+
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -231,26 +258,7 @@ fn rpz_export_leaves_out_allowlisted_and_non_dns_kinds() {
             db,
             &["intel", "import", &fixture("mixed.txt"), "--source", "test"],
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let zone = dir.path().join("z.rpz");
-        let out = khien(
-            db,
-            &[
-                "intel",
-                "export",
-                "--format",
-                "rpz",
-                "--out",
-                &zone.display().to_string(),
-            ],
-        );
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let raw = std::fs::read_to_string(&zone).expect("zone written");
+        let raw = export(db, "rpz", &[]);
         let text: String = raw
             .lines()
             .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") + "\n")
@@ -286,25 +294,7 @@ fn export_filters_by_confidence_tlp_and_kind() {
                 "red",
             ],
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out_path = dir.path().join("x.txt");
-        let out = out_path.display().to_string();
-        let run = |extra: &[&str]| -> Vec<String> {
-            let mut args = vec!["intel", "export", "--format", "list", "--out", &out];
-            args.extend_from_slice(extra);
-            let o = khien(db, &args);
-            assert_eq!(
-                o.status.code(),
-                Some(0),
-                "{}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            std::fs::read_to_string(&out_path)
-                .expect("written")
-                .lines()
-                .map(str::to_string)
-                .collect()
-        };
+        let run = |extra: &[&str]| export_list(db, extra);
         assert_eq!(run(&[]).len(), 4);
         assert!(run(&["--min-confidence", "50"]).is_empty());
         assert!(run(&["--tlp-ceiling", "amber"]).is_empty());
@@ -415,33 +405,7 @@ fn stix_and_misp_exports_import_back_to_the_same_indicators() {
             ],
         );
         let dir = tempfile::tempdir().expect("tempdir");
-        let list = |db: &Db| -> Vec<String> {
-            let p = dir.path().join("list.txt");
-            let o = khien(
-                db,
-                &[
-                    "intel",
-                    "export",
-                    "--format",
-                    "list",
-                    "--out",
-                    &p.display().to_string(),
-                ],
-            );
-            assert_eq!(
-                o.status.code(),
-                Some(0),
-                "{}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            let mut v: Vec<String> = std::fs::read_to_string(&p)
-                .expect("list")
-                .lines()
-                .map(str::to_string)
-                .collect();
-            v.sort();
-            v
-        };
+        let list = |db: &Db| export_list(db, &[]);
         let original = list(db);
         assert_eq!(original.len(), 4);
         for (format, path) in [
