@@ -45,6 +45,11 @@ pub enum Command {
     /// Threat intelligence: import feeds, export block lists, search.
     #[command(subcommand)]
     Intel(IntelCommand),
+    /// Run the hub: HTTP API for sensors and users.
+    Serve(crate::serve::ServeArgs),
+    /// Run a sensor: match DNS and flow telemetry against a snapshot,
+    /// aggregate hits and ship them.
+    Sensor(crate::sensor::SensorArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,6 +8,8 @@ mod cli;
 mod i18n;
 mod intel;
 mod output;
+mod sensor;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -33,5 +35,7 @@ fn main() -> ExitCode {
 fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
     match args.command {
         cli::Command::Intel(cmd) => intel::run(&args.global, cmd),
+        cli::Command::Serve(serve_args) => serve::run(&args.global, serve_args),
+        cli::Command::Sensor(sensor_args) => sensor::run(&args.global, sensor_args),
     }
 }

@@ -1,0 +1,1 @@
+//! khien-hub (being written).

@@ -1,0 +1,1 @@
+//! khien-matcher (being written).

@@ -1,0 +1,1 @@
+//! khien-sensor (being written).

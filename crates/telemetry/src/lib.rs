@@ -1,0 +1,1 @@
+//! khien-telemetry (being written).
