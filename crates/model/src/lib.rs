@@ -27,6 +27,7 @@
 mod defang;
 mod domain;
 mod error;
+mod hit;
 mod indicator;
 mod observable;
 mod phone;
@@ -36,6 +37,7 @@ mod vocabulary;
 pub use defang::refang;
 pub use domain::{normalize_domain, registrable_domain};
 pub use error::ObservableError;
+pub use hit::{Hit, bucket_start};
 pub use indicator::{Indicator, IndicatorRecord, SourceAttributes};
 pub use observable::{Observable, ObservableKind};
 pub use vocabulary::{Confidence, Family, ThreatType, Tlp, VocabularyError};
