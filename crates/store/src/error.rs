@@ -41,6 +41,21 @@ pub enum Error {
     /// `add_batch` was given a verdict list of the wrong length.
     #[error("batch has {records} records but {allowlisted} allow-list verdicts")]
     BatchShape { records: usize, allowlisted: usize },
+    /// An argument the store refuses: an empty API key name, a scope with
+    /// spaces, an exact-host mark on something that is not a domain, an
+    /// over-long batch id.
+    #[error("invalid {what}: {reason}")]
+    Invalid { what: &'static str, reason: String },
+    /// A hit in a batch names another sensor than the one submitting it.
+    #[error(
+        "hit {index} of the batch names sensor {found:?}, but the batch comes from {expected:?}"
+    )]
+    SensorMismatch {
+        /// 0-based position in the batch.
+        index: usize,
+        expected: String,
+        found: String,
+    },
     /// The callback of [`crate::Store::for_each_indicator`] stopped the walk.
     #[error("{0}")]
     Callback(Box<dyn std::error::Error + Send + Sync>),

@@ -16,6 +16,14 @@
 //!   (indicator, source): a source listing the same observable again
 //!   updates its row, never adds one.
 //!
+//! Migration 0002 adds what the hub needs: `indicators.exact_host` (a
+//! domain that matches only itself), `hits` and `hit_batches` (sensor hits,
+//! merged per key, and the batch ids that make resubmission harmless; see
+//! [`Store::record_hits`]), `api_keys` (hashed secrets; see
+//! [`Store::create_api_key`]) and `store_meta`, whose indicator generation
+//! tells the snapshot builder when to rebuild
+//! ([`Store::indicators_changed_marker`]).
+//!
 //! Timestamps are stored as unix seconds (UTC) on both back ends; sub-second
 //! parts are dropped at import. Two deliberate omissions keep imports fast:
 //! no index on `indicator_sources.expires_at` (the expiry job scans the
@@ -81,8 +89,11 @@
 
 mod error;
 mod filter;
+mod hits;
+mod keys;
 mod merge;
 mod pg;
+mod snapshot;
 mod sqlite;
 
 use std::ops::AddAssign;
@@ -93,6 +104,9 @@ use khien_model::{ThreatType, Timestamp, Tlp};
 use serde::Serialize;
 
 pub use error::Error;
+pub use hits::{HitBatchOutcome, HitFilter, HitTotals, MAX_BATCH_ID_LEN};
+pub use keys::{ApiKeyInfo, ApiKeyRef};
+pub use snapshot::{SNAPSHOT_KINDS, SnapshotRow};
 
 /// Which indicators to read. The default reads every active indicator:
 /// allow-listed and expired ones are left out unless included.
@@ -281,6 +295,7 @@ impl Store {
             store: self,
             all_or_nothing,
             open: all_or_nothing,
+            exact_host: false,
         })
     }
 
@@ -366,9 +381,15 @@ impl Store {
         grace: chrono::Duration,
     ) -> Result<ExpireOutcome, Error> {
         let cutoff = merge::secs(now) - grace.num_seconds();
-        self.in_transaction(|b| match b {
-            Backend::Sqlite(db) => db.expire(cutoff),
-            Backend::Postgres(db) => db.expire(cutoff),
+        self.in_transaction(|b| {
+            let out = match b {
+                Backend::Sqlite(db) => db.expire(cutoff),
+                Backend::Postgres(db) => db.expire(cutoff),
+            }?;
+            if out != ExpireOutcome::default() {
+                snapshot::bump_generation(b)?;
+            }
+            Ok(out)
         })
     }
 
@@ -379,9 +400,15 @@ impl Store {
         check: &dyn Fn(&Observable) -> Option<String>,
     ) -> Result<u64, Error> {
         match &mut self.backend {
-            Backend::Sqlite(_) => self.in_transaction(|b| match b {
-                Backend::Sqlite(db) => db.reapply_allowlist(check),
-                Backend::Postgres(db) => db.reapply_allowlist(check),
+            Backend::Sqlite(_) => self.in_transaction(|b| {
+                let changed = match b {
+                    Backend::Sqlite(db) => db.reapply_allowlist(check),
+                    Backend::Postgres(db) => db.reapply_allowlist(check),
+                }?;
+                if changed > 0 {
+                    snapshot::bump_generation(b)?;
+                }
+                Ok(changed)
             }),
             // PostgreSQL reads through a portal, which needs a transaction
             // of the driver's own.
@@ -398,9 +425,18 @@ pub struct Importer<'a> {
     all_or_nothing: bool,
     /// A transaction spanning batches is open.
     open: bool,
+    /// Mark every domain added as exact-host.
+    exact_host: bool,
 }
 
 impl Importer<'_> {
+    /// Marks every domain of the following batches exact-host (see
+    /// [`Store::set_exact_host`]). Off by default; an import without it
+    /// never clears a mark.
+    pub fn mark_exact_host(&mut self, on: bool) {
+        self.exact_host = on;
+    }
+
     /// Merges a batch. `allowlisted[i]` is the warninglist that
     /// `records[i]` hit, as the caller decided. Records naming the same
     /// observable and source — in this batch or earlier — merge into one
@@ -431,10 +467,24 @@ impl Importer<'_> {
         } else {
             self.store.begin()?;
         }
-        let result = match &mut self.store.backend {
+        let exact_host = self.exact_host;
+        let backend = &mut self.store.backend;
+        let result = match backend {
             Backend::Sqlite(db) => db.add_batch(&groups),
             Backend::Postgres(db) => db.add_batch(&groups),
-        };
+        }
+        .and_then(|outcome| {
+            let marked = if exact_host {
+                snapshot::mark_exact_host(backend, &groups)?
+            } else {
+                0
+            };
+            // Whatever a snapshot would hold changed: the hub rebuilds.
+            if outcome.new + outcome.updated + marked > 0 {
+                snapshot::bump_generation(backend)?;
+            }
+            Ok(outcome)
+        });
         match result {
             Ok(outcome) => {
                 for sql in ok {

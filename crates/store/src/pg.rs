@@ -13,17 +13,24 @@ use crate::filter::{self, Param};
 use crate::merge::{self, Existing, Group, RawSource, secs, tlp_rank};
 use crate::{BatchOutcome, Error, ExpireOutcome, IndicatorFilter, STATS_PAIRS};
 
-const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "hub",
+        include_str!("../migrations/postgres/0002_hub.sql"),
+    ),
+];
 
 /// Serialises migrations between processes opening the same database.
 const MIGRATION_LOCK: i64 = 0x6b68_6965_6e00_0001;
 
 /// Rows fetched per round trip when streaming.
-const FETCH: i32 = 10_000;
+pub(crate) const FETCH: i32 = 10_000;
 
 pub(crate) struct Db {
     pub(crate) client: Client,
@@ -37,14 +44,14 @@ impl std::fmt::Debug for Db {
 
 // Casts make the parameter types explicit so that i64 binds against the
 // SMALLINT columns.
-fn placeholder(n: usize, p: &Param) -> String {
+pub(crate) fn placeholder(n: usize, p: &Param) -> String {
     match p {
         Param::Int(_) => format!("${n}::bigint"),
         Param::Text(_) => format!("${n}::text"),
     }
 }
 
-fn bound(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+pub(crate) fn bound(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
     params
         .iter()
         .map(|p| match p {
@@ -589,6 +596,9 @@ impl Db {
         let st = tx.prepare("UPDATE indicators SET allowlisted_by = $2 WHERE id = $1")?;
         for (id, v) in &changes {
             tx.execute(&st, &[id, v])?;
+        }
+        if !changes.is_empty() {
+            tx.batch_execute(crate::snapshot::BUMP_GENERATION)?;
         }
         tx.commit()?;
         Ok(changes.len() as u64)

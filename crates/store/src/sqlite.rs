@@ -9,11 +9,14 @@ use crate::filter::{self, Param};
 use crate::merge::{self, Existing, Group, RawSource, secs, tlp_rank};
 use crate::{BatchOutcome, Error, ExpireOutcome, IndicatorFilter, STATS_PAIRS};
 
-const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (2, "hub", include_str!("../migrations/sqlite/0002_hub.sql")),
+];
 
 #[derive(Debug)]
 pub(crate) struct Db {
@@ -29,7 +32,7 @@ impl rusqlite::ToSql for Param {
     }
 }
 
-fn placeholder(n: usize, _: &Param) -> String {
+pub(crate) fn placeholder(n: usize, _: &Param) -> String {
     format!("?{n}")
 }
 

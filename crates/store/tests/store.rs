@@ -86,6 +86,9 @@ macro_rules! store_tests {
     };
 }
 
+#[path = "store/hub.rs"]
+mod hub;
+
 store_tests!(
     counts_new_updated_unchanged,
     reimport_moves_last_seen_forward_never_back,
