@@ -1,0 +1,1 @@
+//! JSON field extraction (being written).

@@ -1,0 +1,165 @@
+//! Resolver query logs — Unbound, BIND 9, dnsmasq — parsed by hand: find
+//! a fixed marker with `memchr::memmem`, then walk space-separated tokens.
+//! Nothing is allocated; the record borrows the line.
+
+use memchr::memmem;
+
+use super::{Ctx, bad_address, leading_time, parse_ip, parse_port, token};
+use crate::dns_wire::qtype_from_name;
+use crate::{DecodeError, DnsQuery, Record};
+
+fn bad(format: &'static str, what: &'static str, offset: usize) -> DecodeError {
+    DecodeError::BadLine {
+        format,
+        what,
+        offset,
+    }
+}
+
+fn is_dns_class(s: &[u8]) -> bool {
+    matches!(s, b"IN" | b"CH" | b"HS" | b"NONE" | b"ANY") || s.starts_with(b"CLASS")
+}
+
+/// Unbound `log-queries`:
+/// `[1732505000] unbound[1234:0] info: 192.0.2.7 evil.example. A IN`,
+/// with `log-time-ascii` (`Nov 25 10:00:01 unbound[…]`) or through syslog
+/// (`Nov 25 10:00:01 host unbound: [1234:0] info: …`). `log-replies` lines
+/// (the same four fields followed by rcode, time, cached flag and size)
+/// become responses.
+pub(super) fn unbound(line: &[u8], ctx: Ctx) -> Result<Option<Record<'_>>, DecodeError> {
+    let Some(at) = memmem::find(line, b" info: ") else {
+        return Ok(None);
+    };
+    let start = at + 7;
+    let (addr, next) = token(line, start);
+    // "ip" or, in some builds and for local actions, "ip@port".
+    let (ip_part, port) = match memchr::memrchr(b'@', addr) {
+        Some(i) => (&addr[..i], parse_port(&addr[i + 1..])),
+        None => (addr, None),
+    };
+    let Some(client) = parse_ip(ip_part) else {
+        // Another informational message ("resolving", "start of service"…).
+        return Ok(None);
+    };
+    let (qname, next) = token(line, next);
+    let (qtype, next) = token(line, next);
+    let (class, next) = token(line, next);
+    if qname.is_empty() || qtype.is_empty() || !is_dns_class(class) {
+        return Err(bad(
+            "unbound",
+            "expected NAME TYPE CLASS after the client address",
+            start,
+        ));
+    }
+    let (time_ms, _) = leading_time(line, ctx)?;
+    Ok(Some(Record::Dns(DnsQuery {
+        time_ms,
+        client,
+        client_port: port,
+        qname,
+        qtype: qtype_from_name(qtype),
+        is_response: next < line.len(),
+    })))
+}
+
+/// BIND 9 `queries` category:
+/// `25-Nov-2026 10:00:00.123 queries: info: client @0x7f8b2c0a1b10 192.0.2.7#53211 (evil.example): query: evil.example IN A +E(0)K (192.0.2.1)`,
+/// also without `@0x…` (before 9.11), with `/key NAME` after the peer,
+/// with `: view NAME` before `query:`, and with any `print-time` /
+/// `print-category` / `print-severity` setting or a syslog prefix.
+pub(super) fn bind(line: &[u8], ctx: Ctx) -> Result<Option<Record<'_>>, DecodeError> {
+    let Some(at) = memmem::find(line, b"client ") else {
+        return Ok(None);
+    };
+    let Some(q) = memmem::find(&line[at..], b": query: ") else {
+        // Other client messages (denied, failed, rate limited…).
+        return Ok(None);
+    };
+    let q = at + q;
+    let mut peer_at = at + 7;
+    if line[peer_at..].starts_with(b"@0x") {
+        let (_, next) = token(line, peer_at);
+        peer_at = next;
+    }
+    let head = &line[peer_at..q];
+    let Some(hash) = memchr::memchr(b'#', head) else {
+        return Err(bad("bind", "client address without #port", peer_at));
+    };
+    let client =
+        parse_ip(&head[..hash]).ok_or_else(|| bad_address("bind client", &head[..hash]))?;
+    let port_digits = head[hash + 1..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let client_port = parse_port(&head[hash + 1..hash + 1 + port_digits]);
+    let (qname, next) = token(line, q + 9);
+    let (_class, next) = token(line, next);
+    let (qtype, _) = token(line, next);
+    if qname.is_empty() || qtype.is_empty() {
+        return Err(bad(
+            "bind",
+            "expected NAME CLASS TYPE after \"query:\"",
+            q + 9,
+        ));
+    }
+    let (time_ms, _) = leading_time(line, ctx)?;
+    Ok(Some(Record::Dns(DnsQuery {
+        time_ms,
+        client,
+        client_port,
+        qname,
+        qtype: qtype_from_name(qtype),
+        is_response: false,
+    })))
+}
+
+/// dnsmasq `log-queries`:
+/// `Nov 25 10:00:01 dnsmasq[123]: query[A] evil.example from 192.0.2.7`,
+/// and `log-queries=extra`, which puts a serial and the client's
+/// address/port first: `… dnsmasq[123]: 1234 192.0.2.7/53211 query[A] evil.example from 192.0.2.7`.
+/// The resolver's own DNSSEC queries (`dnssec-query[DS] …`) and the
+/// forwarded/reply/cached lines carry no client and give `Ok(None)`.
+pub(super) fn dnsmasq(line: &[u8], ctx: Ctx) -> Result<Option<Record<'_>>, DecodeError> {
+    let Some(at) = memmem::find(line, b"query[") else {
+        return Ok(None);
+    };
+    if at > 0 && line[at - 1] != b' ' {
+        return Ok(None);
+    }
+    let Some(close) = memchr::memchr(b']', &line[at..]).map(|i| at + i) else {
+        return Err(bad("dnsmasq", "unclosed query[", at));
+    };
+    let qtype = &line[at + 6..close];
+    if line.get(close + 1) != Some(&b' ') {
+        return Err(bad(
+            "dnsmasq",
+            "expected a space after query[TYPE]",
+            close + 1,
+        ));
+    }
+    let (qname, next) = token(line, close + 2);
+    let (verb, next) = token(line, next);
+    let (from, _) = token(line, next);
+    if qname.is_empty() || verb != b"from" {
+        return Err(bad("dnsmasq", "expected NAME from ADDRESS", close + 2));
+    }
+    let client = parse_ip(from).ok_or_else(|| bad_address("dnsmasq client", from))?;
+    // log-queries=extra: "SERIAL ADDRESS/PORT query[…]".
+    let mut client_port = None;
+    if at > 1 {
+        let before = &line[..at - 1];
+        let tok = memchr::memrchr(b' ', before).map_or(before, |i| &before[i + 1..]);
+        if let Some(slash) = memchr::memrchr(b'/', tok) {
+            client_port = parse_port(&tok[slash + 1..]);
+        }
+    }
+    let (time_ms, _) = leading_time(line, ctx)?;
+    Ok(Some(Record::Dns(DnsQuery {
+        time_ms,
+        client,
+        client_port,
+        qname,
+        qtype: qtype_from_name(qtype),
+        is_response: false,
+    })))
+}
