@@ -2,6 +2,8 @@
 
 #[path = "telemetry/dns_wire.rs"]
 mod dns_wire;
+#[path = "telemetry/flow.rs"]
+mod flow;
 #[path = "telemetry/fstrm_dnstap.rs"]
 mod fstrm_dnstap;
 #[path = "telemetry/lines.rs"]
