@@ -114,7 +114,6 @@ pub(crate) fn parse_unix_seconds(s: &[u8]) -> Option<TimeMs> {
 /// A Unix number whose unit is guessed from its magnitude: seconds below
 /// 10^11 (year 5138), milliseconds below 10^14, microseconds below 10^17,
 /// nanoseconds above. Fractions are allowed on any unit.
-#[allow(dead_code)] // for the formats still being written
 pub(crate) fn parse_unix_auto(s: &[u8]) -> Option<TimeMs> {
     let int_len = memchr::memchr(b'.', s).unwrap_or(s.len());
     match int_len {
@@ -141,7 +140,6 @@ pub(crate) fn parse_unix_auto(s: &[u8]) -> Option<TimeMs> {
 }
 
 /// Unix time from a JSON number, unit guessed as in [`parse_unix_auto`].
-#[allow(dead_code)] // for the formats still being written
 pub(crate) fn unix_auto_f64(v: f64) -> Option<TimeMs> {
     if !v.is_finite() || v < 0.0 {
         return None;
@@ -265,7 +263,6 @@ pub(crate) fn parse_syslog(s: &[u8], reference_ms: TimeMs, offset_s: i32) -> Opt
 }
 
 /// Any of the shapes above, for formats whose time column is configurable.
-#[allow(dead_code)] // for the formats still being written
 pub(crate) fn parse_auto(s: &[u8], reference_ms: TimeMs, offset_s: i32) -> Option<TimeMs> {
     let first = *s.first()?;
     if first.is_ascii_digit() {

@@ -430,7 +430,6 @@ pub(crate) fn parse_port(s: &[u8]) -> Option<u16> {
     u16::try_from(s.iter().fold(0u32, |a, &b| a * 10 + u32::from(b - b'0'))).ok()
 }
 
-#[allow(dead_code)] // for the formats still being written
 pub(crate) fn parse_u64(s: &[u8]) -> Option<u64> {
     if s.is_empty() || s.len() > 20 || !s.iter().all(u8::is_ascii_digit) {
         return None;
@@ -455,7 +454,6 @@ pub(crate) fn bad_time(field: &'static str, value: &[u8]) -> DecodeError {
 }
 
 /// IP protocol from a number or a name as Suricata and Zeek print it.
-#[allow(dead_code)] // for the formats still being written
 pub(crate) fn parse_protocol(s: &[u8]) -> Option<u8> {
     if let Some(n) = parse_u64(s) {
         return u8::try_from(n).ok();

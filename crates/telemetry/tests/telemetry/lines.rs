@@ -171,3 +171,90 @@ fn utc_offset_is_configurable() {
     };
     assert_eq!(q.time_ms, NOW_MS);
 }
+
+#[test]
+fn zeek_dns_tsv_fixture_decodes_by_header_columns() {
+    decode_fixture("zeek", "zeek-dns.log", "zeek-dns.expected");
+}
+
+#[test]
+fn zeek_conn_tsv_fixture_decodes_flows() {
+    decode_fixture("zeek", "zeek-conn.log", "zeek-conn.expected");
+}
+
+#[test]
+fn zeek_json_fixture_decodes_dns_tls_http_conn() {
+    decode_fixture("zeek-json", "zeek.json", "zeek-json.expected");
+}
+
+#[test]
+fn eve_fixture_decodes_dns_v1_v2_v3_flow_http_tls() {
+    decode_fixture("eve", "eve.json", "eve.expected");
+}
+
+#[test]
+fn csv_fixture_decodes_by_field_map() {
+    decode_fixture(
+        "csv:time=0,client=2,port=3,name=5,qtype=6",
+        "custom.csv",
+        "custom-csv.expected",
+    );
+}
+
+#[test]
+fn json_lines_fixture_decodes_by_field_map() {
+    decode_fixture(
+        "json:time=ts,client=src_ip,name=query,ip=dest_ip,dport=dest_port,proto=proto",
+        "custom.jsonl",
+        "custom-json.expected",
+    );
+}
+
+#[test]
+fn zeek_without_a_header_assumes_dns_log_columns() {
+    let mut d = LineDecoder::new(LineFormat::ZeekTsv);
+    let line = b"1795575600.123456\tC1\t192.0.2.7\t53211\t192.0.2.1\t53\tudp\t1\t-\tevil.example\t1\tC_INTERNET\t1\tA\t0\tNOERROR\tF\tF\tT\tT\t0\t-\t-\tF";
+    let Ok(Some(Record::Dns(q))) = d.decode(line) else {
+        panic!("a query")
+    };
+    assert_eq!(
+        (q.qname, q.qtype, q.time_ms),
+        (&b"evil.example"[..], Some(1), NOW_MS + 123)
+    );
+}
+
+#[test]
+fn invalid_utf8_in_json_lines_is_invalid_utf8() {
+    for format in ["eve", "zeek-json", "json:client=a,name=b"] {
+        let mut d = LineDecoder::new(format.parse().unwrap());
+        let line = b"{\"event_type\":\"dns\",\"a\":\"192.0.2.7\",\"b\":\"ev\xffil\"}";
+        assert_eq!(
+            d.decode(line).unwrap_err().kind(),
+            "invalid_utf8",
+            "{format}"
+        );
+    }
+}
+
+#[test]
+fn broken_json_is_a_json_error() {
+    for format in ["eve", "zeek-json", "json:client=a,name=b"] {
+        let mut d = LineDecoder::new(format.parse().unwrap());
+        assert_eq!(
+            d.decode(b"{\"event_type\":\"dns\",").unwrap_err().kind(),
+            "json",
+            "{format}"
+        );
+        assert_eq!(d.decode(b"[1,2,3]").unwrap_err().kind(), "json", "{format}");
+    }
+}
+
+#[test]
+fn eve_events_of_other_types_are_none_without_parsing() {
+    let mut d = LineDecoder::new(LineFormat::Eve);
+    // Broken JSON after the event type: never parsed, so no error.
+    assert_eq!(
+        d.decode(b"{\"timestamp\":\"x\",\"event_type\":\"fileinfo\",\"fileinfo\":{{{"),
+        Ok(None)
+    );
+}
