@@ -8,5 +8,7 @@ mod flow;
 mod fstrm_dnstap;
 #[path = "telemetry/lines.rs"]
 mod lines;
+#[path = "telemetry/properties.rs"]
+mod properties;
 #[path = "telemetry/support.rs"]
 mod support;
