@@ -91,6 +91,7 @@ hub_tests!(
     ndjson_and_json_batches_are_stored,
     gzip_body_is_accepted,
     retried_batch_is_stored_once,
+    concurrent_submissions_of_one_batch_apply_once,
     missing_wrong_and_revoked_keys_get_401,
     wrong_scope_gets_403,
     malformed_line_gets_400_naming_line_and_field_and_stores_nothing,
@@ -356,6 +357,27 @@ fn retried_batch_is_stored_once(db: &TestDb) {
         json!({"batch_id": "retry-me", "stored": 2, "duplicate": true})
     );
     assert_eq!(totals(db), (2, 5));
+}
+
+fn concurrent_submissions_of_one_batch_apply_once(db: &TestDb) {
+    let k = key(db, "s1", &["hits:write"]);
+    let hub = TestHub::start(db, |_| {});
+    let batch: Vec<Hit> = (0..50)
+        .map(|i| hit("s1", &format!("198.51.100.{i}"), 1))
+        .collect();
+    let replies: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| hub.send_ndjson(&k, "racing", &batch).json()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let fresh = replies.iter().filter(|r| r["duplicate"] == false).count();
+    assert_eq!(fresh, 1, "{replies:?}");
+    assert!(replies.iter().all(|r| r["stored"] == 50), "{replies:?}");
+    assert_eq!(totals(db), (50, 50));
 }
 
 fn missing_wrong_and_revoked_keys_get_401(db: &TestDb) {
