@@ -14,8 +14,83 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 
 use crate::DecodeError;
 
-/// Most paths one extraction can ask for.
-pub(crate) const MAX_PATHS: usize = 32;
+/// A set of paths compiled into a tree of keys, built once per format:
+/// looking a key up compares lengths first, so skipping the many keys
+/// nobody asked for costs next to nothing.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PathSet {
+    root: Node,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    edges: Vec<Edge>,
+}
+
+#[derive(Debug, Clone)]
+struct Edge {
+    key: String,
+    /// The path index whose value this key is.
+    capture: Option<usize>,
+    /// Paths leading inside this key's value.
+    child: Option<Node>,
+}
+
+impl Node {
+    fn edge(&mut self, key: &str) -> &mut Edge {
+        let at = match self.edges.iter().position(|e| e.key == key) {
+            Some(at) => at,
+            None => {
+                self.edges.push(Edge {
+                    key: key.to_string(),
+                    capture: None,
+                    child: None,
+                });
+                self.edges.len() - 1
+            }
+        };
+        &mut self.edges[at]
+    }
+
+    fn insert(&mut self, path: &str, index: usize) {
+        // The whole rest as one literal key ("id.orig_h")…
+        let e = self.edge(path);
+        e.capture = e.capture.or(Some(index));
+        // …and every split at a dot as an object key or array index.
+        for (dot, _) in path.match_indices('.') {
+            let (head, rest) = (&path[..dot], &path[dot + 1..]);
+            if !head.is_empty() && !rest.is_empty() {
+                self.edge(head)
+                    .child
+                    .get_or_insert_with(Node::default)
+                    .insert(rest, index);
+            }
+        }
+    }
+
+    fn find(&self, key: &str) -> Option<&Edge> {
+        self.edges
+            .iter()
+            .find(|e| e.key.len() == key.len() && e.key == key)
+    }
+}
+
+impl PathSet {
+    /// Compiles `paths`; an empty path asks for nothing.
+    pub(crate) fn new(paths: &[&str]) -> Self {
+        let mut root = Node::default();
+        for (i, p) in paths.iter().enumerate() {
+            if !p.is_empty() {
+                root.insert(p, i);
+            }
+        }
+        Self {
+            root,
+            len: paths.len(),
+        }
+    }
+}
 
 /// A value found at a path.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -67,24 +142,17 @@ impl<'de> Scalar<'de> {
     }
 }
 
-/// Parses `line` (which must be valid UTF-8 JSON with an object at the top)
-/// and fills `out[i]` with the value at `paths[i]`.
+/// Parses `line` (JSON with an object at the top) and fills `out[i]` with
+/// the value at path `i` of `paths`.
 pub(crate) fn extract<'de>(
     line: &'de str,
-    paths: &[&str],
+    paths: &PathSet,
     out: &mut [Scalar<'de>],
 ) -> Result<(), DecodeError> {
-    debug_assert!(paths.len() <= MAX_PATHS && out.len() >= paths.len());
-    let mut offs = [None; MAX_PATHS];
-    for (o, p) in offs.iter_mut().zip(paths) {
-        if !p.is_empty() {
-            *o = Some(0);
-        }
-    }
+    debug_assert!(out.len() >= paths.len);
     let mut de = serde_json::Deserializer::from_str(line);
     let level = Level {
-        paths,
-        offs,
+        node: &paths.root,
         out,
         top: true,
     };
@@ -105,46 +173,29 @@ pub(crate) fn utf8(line: &[u8]) -> Result<&str, DecodeError> {
     std::str::from_utf8(line).map_err(|_| DecodeError::InvalidUtf8 { field: "JSON line" })
 }
 
-struct Level<'p, 'o, 'de> {
-    paths: &'p [&'p str],
-    /// For each path, how much of it is consumed at this level (None: the
-    /// path does not lead through here).
-    offs: [Option<usize>; MAX_PATHS],
+struct Level<'n, 'o, 'de> {
+    node: &'n Node,
     out: &'o mut [Scalar<'de>],
     top: bool,
 }
 
-// A short-lived value on the stack; boxing would allocate for every key.
-#[allow(clippy::large_enum_variant)]
-enum Step {
+enum Step<'n> {
     Capture(usize),
-    Descend([Option<usize>; MAX_PATHS]),
+    Descend(&'n Node),
     Skip,
 }
 
-impl Level<'_, '_, '_> {
-    fn step(&self, key: &str) -> Step {
-        let mut child = [None; MAX_PATHS];
-        let mut any_child = false;
-        let mut capture = None;
-        for (i, off) in self.offs.iter().enumerate().take(self.paths.len()) {
-            let Some(o) = *off else { continue };
-            let rest = &self.paths[i][o..];
-            if rest == key {
-                capture = capture.or(Some(i));
-            } else if rest.len() > key.len()
-                && rest.starts_with(key)
-                && rest.as_bytes()[key.len()] == b'.'
-            {
-                child[i] = Some(o + key.len() + 1);
-                any_child = true;
-            }
-        }
-        // Paths leading inside a value win over one asking for the value.
-        match (any_child, capture) {
-            (true, _) => Step::Descend(child),
-            (false, Some(i)) => Step::Capture(i),
-            (false, None) => Step::Skip,
+impl<'n> Level<'n, '_, '_> {
+    fn step(&self, key: &str) -> Step<'n> {
+        match self.node.find(key) {
+            // Paths leading inside a value win over one asking for the value.
+            Some(Edge {
+                child: Some(child), ..
+            }) => Step::Descend(child),
+            Some(Edge {
+                capture: Some(i), ..
+            }) => Step::Capture(*i),
+            _ => Step::Skip,
         }
     }
 }
@@ -174,10 +225,9 @@ impl<'de> Visitor<'de> for Level<'_, '_, 'de> {
                         self.out[i] = v;
                     }
                 }
-                Step::Descend(offs) => {
+                Step::Descend(node) => {
                     map.next_value_seed(Level {
-                        paths: self.paths,
-                        offs,
+                        node,
                         out: &mut *self.out,
                         top: false,
                     })?;
@@ -203,15 +253,16 @@ impl<'de> Visitor<'de> for Level<'_, '_, 'de> {
             let done = match self.step(key) {
                 Step::Capture(i) => match seq.next_element_seed(ScalarSeed)? {
                     Some(v) => {
-                        self.out[i] = v;
+                        if matches!(self.out[i], Scalar::Missing) {
+                            self.out[i] = v;
+                        }
                         false
                     }
                     None => true,
                 },
-                Step::Descend(offs) => seq
+                Step::Descend(node) => seq
                     .next_element_seed(Level {
-                        paths: self.paths,
-                        offs,
+                        node,
                         out: &mut *self.out,
                         top: false,
                     })?
@@ -387,7 +438,7 @@ mod tests {
 
     fn get<'a>(line: &'a str, paths: &[&str]) -> Result<Vec<Scalar<'a>>, String> {
         let mut out = vec![Scalar::Missing; paths.len()];
-        extract(line, paths, &mut out).map_err(|e| e.kind().to_string())?;
+        extract(line, &PathSet::new(paths), &mut out).map_err(|e| e.kind().to_string())?;
         Ok(out)
     }
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::{
     Ctx, FieldMap, FieldRef, bad_address, bad_time, parse_ip, parse_port, parse_protocol, parse_u64,
 };
-use crate::json::{self, Scalar};
+use crate::json::{self, PathSet, Scalar};
 use crate::{DecodeError, DnsQuery, Flow, Record, TimeMs, dns_wire, time};
 
 /// The roles of a [`FieldMap`], in a fixed order.
@@ -246,22 +246,26 @@ pub(super) fn csv<'a>(
     values.record(ctx, scratch)
 }
 
+/// The JSON paths of a field map, compiled once per decoder.
+pub(super) fn json_paths(m: &FieldMap) -> PathSet {
+    let mut paths = [""; ROLES];
+    for (p, r) in paths.iter_mut().zip(refs(m)) {
+        if let Some(FieldRef::Key(k)) = r {
+            *p = k;
+        }
+    }
+    PathSet::new(&paths)
+}
+
 pub(super) fn json<'a>(
-    m: &FieldMap,
+    paths: &PathSet,
     line: &'a [u8],
     ctx: Ctx,
     scratch: &'a mut String,
 ) -> Result<Option<Record<'a>>, DecodeError> {
     let text = json::utf8(line)?;
-    let refs = refs(m);
-    let mut paths = [""; ROLES];
-    for (p, r) in paths.iter_mut().zip(&refs) {
-        if let Some(FieldRef::Key(k)) = r {
-            *p = k;
-        }
-    }
     let mut found: [Scalar<'a>; ROLES] = Default::default();
-    json::extract(text, &paths, &mut found)?;
+    json::extract(text, paths, &mut found)?;
     let mut values = Values {
         v: Default::default(),
     };

@@ -10,10 +10,12 @@
 
 use std::borrow::Cow;
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 use super::{Ctx, bad_address, bad_time, parse_ip, parse_protocol};
-use crate::json::{Scalar, extract, settle, utf8};
+use crate::json::{PathSet, Scalar, extract, settle, utf8};
 use crate::{DecodeError, DnsQuery, Flow, Record, TimeMs, dns_wire, time};
 
 const PATHS: &[&str] = &[
@@ -59,9 +61,12 @@ const HTTP_HOST: usize = 17;
 const HTTP_URL: usize = 18;
 const TLS_SNI: usize = 19;
 
+static COMPILED: LazyLock<PathSet> = LazyLock::new(|| PathSet::new(PATHS));
+static EVENT_TYPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"event_type\":\""));
+
 /// The event type from the raw line, when Suricata's own spelling is there.
 fn quick_event_type(line: &[u8]) -> Option<&[u8]> {
-    let at = memmem::find(line, b"\"event_type\":\"")? + 14;
+    let at = EVENT_TYPE.find(line)? + 14;
     let end = memchr::memchr(b'"', &line[at..])?;
     Some(&line[at..at + end])
 }
@@ -76,7 +81,7 @@ pub(super) fn decode<'a>(
     }
     let text = utf8(line)?;
     let mut v: [Scalar<'a>; PATHS.len()] = Default::default();
-    extract(text, PATHS, &mut v)?;
+    extract(text, &COMPILED, &mut v)?;
     let ip =
         |v: &Scalar<'_>, field: &'static str| -> Result<Option<std::net::IpAddr>, DecodeError> {
             match v.as_str() {

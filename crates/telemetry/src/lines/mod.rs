@@ -273,6 +273,7 @@ pub struct LineDecoder {
     offset_s: i32,
     scratch: String,
     zeek: zeek::Header,
+    json_paths: crate::json::PathSet,
     lines_seen: u64,
 }
 
@@ -280,7 +281,12 @@ impl LineDecoder {
     /// A decoder for `format`, with the clock's current time as the
     /// reference for year-less timestamps and UTC+7 for offset-less ones.
     pub fn new(format: LineFormat) -> Self {
+        let json_paths = match &format {
+            LineFormat::JsonLines(m) => custom::json_paths(m),
+            _ => crate::json::PathSet::default(),
+        };
         Self {
+            json_paths,
             format,
             reference_ms: chrono::Utc::now().timestamp_millis(),
             offset_s: DEFAULT_UTC_OFFSET_SECONDS,
@@ -350,7 +356,9 @@ impl LineDecoder {
             LineFormat::Csv(map) => {
                 custom::csv(map, line, ctx, self.lines_seen == 1, &mut self.scratch)
             }
-            LineFormat::JsonLines(map) => custom::json(map, line, ctx, &mut self.scratch),
+            LineFormat::JsonLines(_) => {
+                custom::json(&self.json_paths, line, ctx, &mut self.scratch)
+            }
         }
     }
 }

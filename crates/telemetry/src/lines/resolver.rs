@@ -2,11 +2,19 @@
 //! a fixed marker with `memchr::memmem`, then walk space-separated tokens.
 //! Nothing is allocated; the record borrows the line.
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 use super::{Ctx, bad_address, leading_time, parse_ip, parse_port, token};
 use crate::dns_wire::qtype_from_name;
 use crate::{DecodeError, DnsQuery, Record};
+
+// Built once: constructing a searcher costs more than searching a line.
+static INFO: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b" info: "));
+static CLIENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"client "));
+static QUERY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b": query: "));
+static DNSMASQ_QUERY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"query["));
 
 fn bad(format: &'static str, what: &'static str, offset: usize) -> DecodeError {
     DecodeError::BadLine {
@@ -27,7 +35,7 @@ fn is_dns_class(s: &[u8]) -> bool {
 /// (the same four fields followed by rcode, time, cached flag and size)
 /// become responses.
 pub(super) fn unbound(line: &[u8], ctx: Ctx) -> Result<Option<Record<'_>>, DecodeError> {
-    let Some(at) = memmem::find(line, b" info: ") else {
+    let Some(at) = INFO.find(line) else {
         return Ok(None);
     };
     let start = at + 7;
@@ -68,10 +76,10 @@ pub(super) fn unbound(line: &[u8], ctx: Ctx) -> Result<Option<Record<'_>>, Decod
 /// with `: view NAME` before `query:`, and with any `print-time` /
 /// `print-category` / `print-severity` setting or a syslog prefix.
 pub(super) fn bind(line: &[u8], ctx: Ctx) -> Result<Option<Record<'_>>, DecodeError> {
-    let Some(at) = memmem::find(line, b"client ") else {
+    let Some(at) = CLIENT.find(line) else {
         return Ok(None);
     };
-    let Some(q) = memmem::find(&line[at..], b": query: ") else {
+    let Some(q) = QUERY.find(&line[at..]) else {
         // Other client messages (denied, failed, rate limited…).
         return Ok(None);
     };
@@ -120,7 +128,7 @@ pub(super) fn bind(line: &[u8], ctx: Ctx) -> Result<Option<Record<'_>>, DecodeEr
 /// The resolver's own DNSSEC queries (`dnssec-query[DS] …`) and the
 /// forwarded/reply/cached lines carry no client and give `Ok(None)`.
 pub(super) fn dnsmasq(line: &[u8], ctx: Ctx) -> Result<Option<Record<'_>>, DecodeError> {
-    let Some(at) = memmem::find(line, b"query[") else {
+    let Some(at) = DNSMASQ_QUERY.find(line) else {
         return Ok(None);
     };
     if at > 0 && line[at - 1] != b' ' {

@@ -11,9 +11,10 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 use super::{Ctx, bad_address, bad_time, parse_ip, parse_port, parse_protocol, parse_u64};
-use crate::json::{Scalar, extract, settle, utf8};
+use crate::json::{PathSet, Scalar, extract, settle, utf8};
 use crate::{DecodeError, DnsQuery, Flow, Record, TimeMs, time};
 
 /// Zeek field names this decoder uses, in [`Col`] order.
@@ -38,6 +39,8 @@ const NAMES: [&str; 19] = [
     "server_name",
     "conn_state",
 ];
+
+static COMPILED: LazyLock<PathSet> = LazyLock::new(|| PathSet::new(&NAMES));
 
 #[derive(Clone, Copy)]
 enum Col {
@@ -291,7 +294,7 @@ pub(super) fn decode_json<'a>(
 ) -> Result<Option<Record<'a>>, DecodeError> {
     let text = utf8(line)?;
     let mut v: [Scalar<'a>; NAMES.len()] = Default::default();
-    extract(text, &NAMES, &mut v)?;
+    extract(text, &COMPILED, &mut v)?;
     let at = |c: Col| &v[c as usize];
     let time_ms: TimeMs = match at(Col::Ts) {
         Scalar::Str(s) => time::parse_auto(s.as_bytes(), ctx.reference_ms, ctx.offset_s),
