@@ -1,9 +1,18 @@
-//! Snapshot figures: build time, bytes per indicator, load time and lookup
-//! cost for N synthetic indicators (90 % domains, 8 % IPv4, 2 % networks).
+//! Snapshot figures for N synthetic indicators: build time, bytes per
+//! indicator (file and resident), load time, and lookup cost for misses
+//! and hits, with a same-run baseline (a `HashSet<String>` of the listed
+//! domains probed with every suffix of the name).
 //!
 //! `cargo run --release -p khien-matcher --example snapshot_bench -- 10000000`
+//!
+//! Indicators: 90 % domains (word-like labels, a quarter with a subdomain,
+//! a Vietnamese-heavy mix of TLDs, about 20 characters), 8 % IPv4, 1 %
+//! networks, 0.5 % URLs, 0.5 % SHA-256. Prints one JSON line.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
 use khien_matcher::{Entry, Snapshot, SnapshotBuilder};
@@ -11,6 +20,7 @@ use khien_model::{ObservableKind, ThreatType};
 
 /// A small deterministic generator (xorshift), so runs compare.
 struct Rng(u64);
+
 impl Rng {
     fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
@@ -18,32 +28,126 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn label(&mut self, lo: u64, hi: u64) -> String {
-        let n = lo + self.next() % (hi - lo + 1);
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len())]
+    }
+
+    fn chars(&mut self, lo: usize, hi: usize, alphabet: &[u8]) -> String {
+        let n = lo + self.below(hi - lo + 1);
         (0..n)
-            .map(|i| {
-                let r = self.next() % 36;
-                if i == 0 || r < 26 {
-                    (b'a' + (r % 26) as u8) as char
-                } else {
-                    (b'0' + (r - 26) as u8) as char
-                }
-            })
+            .map(|_| alphabet[self.below(alphabet.len())] as char)
             .collect()
+    }
+
+    /// A registrable label: words run together, sometimes with a hyphen
+    /// or digits; now and then random letters (DGA-like).
+    fn site(&mut self) -> String {
+        match self.below(10) {
+            0 => self.chars(8, 14, b"abcdefghijklmnopqrstuvwxyz0123456789"),
+            1..=3 => format!(
+                "{}-{}{}",
+                self.pick(&WORDS),
+                self.pick(&WORDS),
+                self.chars(0, 3, b"abcdefghijklmnopqrstuvwxyz0123456789")
+            ),
+            4 => format!("{}{}", self.pick(&WORDS), self.below(100_000)),
+            _ => format!(
+                "{}{}{}",
+                self.pick(&WORDS),
+                self.pick(&WORDS),
+                self.chars(1, 4, b"abcdefghijklmnopqrstuvwxyz")
+            ),
+        }
+    }
+
+    fn tld(&mut self) -> &'static str {
+        let r = self.below(100);
+        match r {
+            0..=34 => "com",
+            35..=44 => "vn",
+            45..=54 => "com.vn",
+            55..=64 => "net",
+            65..=69 => "org",
+            70..=74 => "xyz",
+            75..=79 => "top",
+            80..=83 => "info",
+            84..=86 => "edu.vn",
+            87..=89 => "io",
+            90..=92 => "ru",
+            93..=95 => "cn",
+            _ => "online",
+        }
+    }
+
+    fn domain(&mut self) -> String {
+        let site = self.site();
+        let tld = self.tld();
+        if self.below(4) == 0 {
+            let sub = match self.below(3) {
+                0 => self.pick(&SUBS).to_owned(),
+                _ => self.chars(3, 10, b"abcdefghijklmnopqrstuvwxyz0123456789"),
+            };
+            format!("{sub}.{site}.{tld}")
+        } else {
+            format!("{site}.{tld}")
+        }
+    }
+
+    /// A name as a resolver sees it: a host under some site. Sites are
+    /// drawn so that they are (almost surely) not listed.
+    fn query(&mut self) -> String {
+        let site = format!(
+            "{}{}",
+            self.pick(&WORDS),
+            self.chars(4, 9, b"abcdefghijklmnopqrstuvwxyz0123456789-")
+        );
+        let tld = self.tld();
+        match self.below(4) {
+            0 => format!("{site}.{tld}"),
+            1 => format!(
+                "{}.{}.{site}.{tld}",
+                self.pick(&SUBS),
+                self.chars(2, 6, b"abcdefghijklmnopqrstuvwxyz0123456789")
+            ),
+            _ => format!("{}.{site}.{tld}", self.pick(&SUBS)),
+        }
     }
 }
 
-const TLDS: [&str; 8] = ["com", "vn", "com.vn", "net", "org", "xyz", "top", "info"];
+const WORDS: [&str; 48] = [
+    "shop", "bank", "login", "secure", "update", "account", "viet", "sai", "gon", "ha", "noi",
+    "mail", "cloud", "game", "bet", "win", "free", "gift", "news", "tin", "tuc", "mua", "ban",
+    "nhanh", "pay", "wallet", "crypto", "coin", "trade", "invest", "apple", "micro", "soft",
+    "office", "support", "service", "online", "store", "market", "express", "fast", "best", "top",
+    "hot", "sale", "deal", "city", "green",
+];
+const SUBS: [&str; 10] = [
+    "www", "mail", "api", "cdn", "m", "login", "secure", "static", "img", "app",
+];
 
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4096)
+}
+
+/// Nanoseconds per call of `f` over `items`, and how many it found.
+fn time<T>(items: &[T], mut f: impl FnMut(&T) -> bool) -> (f64, usize) {
+    let started = Instant::now();
+    let mut found = 0usize;
+    for item in items {
+        found += usize::from(f(black_box(item)));
+    }
+    (
+        started.elapsed().as_secs_f64() * 1e9 / items.len() as f64,
+        found,
+    )
 }
 
 fn main() {
@@ -53,53 +157,65 @@ fn main() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut values = Vec::with_capacity(n);
     for i in 0..n {
-        let v = match i % 50 {
-            0..=44 => (
-                ObservableKind::Domain,
-                format!("{}.{}", rng.label(6, 14), TLDS[(rng.next() % 8) as usize]),
+        let v = match i % 200 {
+            0..=179 => (ObservableKind::Domain, rng.domain()),
+            180..=195 => {
+                let x = rng.next();
+                let ip = Ipv4Addr::from((x as u32) | 0x0100_0000);
+                (ObservableKind::Ipv4, ip.to_string())
+            }
+            196..=197 => {
+                let x = rng.next() as u32 & 0xFFFF_FF00 | 0x0100_0000;
+                let len = [18u8, 20, 22, 24, 24, 24][rng.below(6)];
+                let net = ipnet::Ipv4Net::new(Ipv4Addr::from(x), len).unwrap().trunc();
+                (ObservableKind::Cidr, net.to_string())
+            }
+            198 => (
+                ObservableKind::Url,
+                format!(
+                    "http://{}/{}",
+                    rng.domain(),
+                    rng.chars(5, 30, b"abcdefgh/._-0123")
+                ),
             ),
-            45..=48 => {
-                let x = rng.next();
-                (
-                    ObservableKind::Ipv4,
-                    format!(
-                        "{}.{}.{}.{}",
-                        1 + x % 223,
-                        (x >> 8) % 256,
-                        (x >> 16) % 256,
-                        (x >> 24) % 256
-                    ),
-                )
-            }
-            _ => {
-                let x = rng.next();
-                (
-                    ObservableKind::Cidr,
-                    format!(
-                        "{}.{}.{}.0/24",
-                        1 + x % 223,
-                        (x >> 8) % 256,
-                        (x >> 16) % 256
-                    ),
-                )
-            }
+            _ => (
+                ObservableKind::Sha256,
+                rng.chars(64, 64, b"0123456789abcdef"),
+            ),
         };
         values.push(v);
     }
+    let domains: Vec<&str> = values
+        .iter()
+        .filter(|(k, _)| *k == ObservableKind::Domain)
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let value_bytes: usize = domains.iter().map(|d| d.len()).sum();
+    let families = [
+        "mirai",
+        "emotet",
+        "lumma",
+        "redline",
+        "qakbot",
+        "agenttesla",
+    ];
+
     let started = Instant::now();
     let mut b = SnapshotBuilder::new();
     for (i, (kind, value)) in values.iter().enumerate() {
-        let _ = b.add(&Entry {
+        b.add(&Entry {
             id: i as i64 + 1,
             kind: *kind,
             value,
             exact_host: false,
-            family: Some("bench"),
-            threat_type: ThreatType::C2,
-        });
+            family: (i % 3 != 0).then(|| families[i % families.len()]),
+            threat_type: ThreatType::ALL[i % ThreatType::ALL.len()],
+        })
+        .unwrap();
     }
     let bytes = b.build(chrono::Utc::now());
     let build_s = started.elapsed().as_secs_f64();
+
     let path =
         std::env::temp_dir().join(format!("khien-snapshot-bench-{}.bin", std::process::id()));
     std::fs::write(&path, &bytes).unwrap();
@@ -107,44 +223,77 @@ fn main() {
     drop(bytes);
     let rss_before = rss_bytes();
     let started = Instant::now();
-    let snapshot = Snapshot::from_bytes(std::fs::read(&path).unwrap()).unwrap();
+    let read = std::fs::read(&path).unwrap();
+    let read_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let snapshot = Snapshot::from_bytes(read).unwrap();
     let load_s = started.elapsed().as_secs_f64();
     let rss_after = rss_bytes();
     let _ = std::fs::remove_file(&path);
+    let indicators = snapshot.len();
 
-    // Lookups: misses are realistic names not listed; hits are listed names' subdomains.
-    let misses: Vec<String> = (0..1_000_000)
+    // Lookups: unlisted names as resolvers see them (a few hit by chance),
+    // and listed names or hosts under them.
+    let lookups = 2_000_000;
+    let misses: Vec<String> = (0..lookups).map(|_| rng.query()).collect();
+    let hits: Vec<String> = (0..lookups / 4)
         .map(|_| {
-            format!(
-                "www.{}.{}",
-                rng.label(4, 12),
-                TLDS[(rng.next() % 8) as usize]
-            )
+            let d = domains[rng.below(domains.len())];
+            match rng.below(3) {
+                0 => d.to_uppercase(),
+                _ => format!("{}.{d}.", rng.pick(&SUBS)),
+            }
         })
         .collect();
-    let hits: Vec<String> = values
+    // 0.1 % hits, as on a resolver.
+    let mixed: Vec<&String> = misses
         .iter()
-        .filter(|(k, _)| *k == ObservableKind::Domain)
-        .take(1_000_000)
-        .map(|(_, v)| format!("api.{v}"))
+        .enumerate()
+        .map(|(i, m)| if i % 1000 == 0 { &hits[i / 1000] } else { m })
         .collect();
-    let time = |names: &[String]| {
-        let started = Instant::now();
-        let mut found = 0usize;
-        for name in names {
-            found += usize::from(snapshot.match_domain(name.as_bytes()).is_some());
+    let ips: Vec<IpAddr> = (0..lookups)
+        .map(|_| IpAddr::V4(Ipv4Addr::from(rng.next() as u32)))
+        .collect();
+
+    // Warm up, then time.
+    time(&misses[..lookups / 4], |n| {
+        snapshot.match_domain(n.as_bytes()).is_some()
+    });
+    let (miss_ns, miss_found) = time(&misses, |n| snapshot.match_domain(n.as_bytes()).is_some());
+    let (hit_ns, hit_found) = time(&hits, |n| snapshot.match_domain(n.as_bytes()).is_some());
+    let (mixed_ns, _) = time(&mixed, |n| snapshot.match_domain(n.as_bytes()).is_some());
+    let (ip_ns, ip_found) = time(&ips, |a| snapshot.match_ip(*a).is_some());
+
+    // Baseline: the obvious matcher, a set of the listed names probed with
+    // the lowercased name and each of its parents.
+    let set: HashSet<&str> = domains.iter().copied().collect();
+    let (set_miss_ns, set_found) = time(&misses, |n| {
+        let lower = n.trim_end_matches('.').to_ascii_lowercase();
+        let mut s = lower.as_str();
+        loop {
+            if set.contains(s) {
+                return true;
+            }
+            match s.find('.') {
+                Some(dot) => s = &s[dot + 1..],
+                None => return false,
+            }
         }
-        (
-            started.elapsed().as_secs_f64() * 1e9 / names.len() as f64,
-            found,
-        )
-    };
-    let (miss_ns, miss_found) = time(&misses);
-    let (hit_ns, hit_found) = time(&hits);
+    });
+    assert_eq!(set_found, miss_found, "baseline and snapshot disagree");
+    assert_eq!(hit_found, hits.len(), "every listed name hits");
+
     println!(
-        "{{\"indicators\":{},\"build_seconds\":{build_s:.3},\"file_bytes\":{file_len},\"bytes_per_indicator\":{:.1},\"load_seconds\":{load_s:.3},\"resident_bytes_per_indicator\":{:.1},\"miss_ns\":{miss_ns:.1},\"hit_ns\":{hit_ns:.1},\"misses_found\":{miss_found},\"hits_found\":{hit_found}}}",
-        snapshot.len(),
-        file_len as f64 / snapshot.len() as f64,
-        rss_after.saturating_sub(rss_before) as f64 / snapshot.len() as f64,
+        "{{\"indicators\":{indicators},\"domains\":{},\"avg_domain_chars\":{:.1},\
+         \"build_seconds\":{build_s:.3},\"file_bytes\":{file_len},\
+         \"bytes_per_indicator\":{:.1},\"read_seconds\":{read_s:.3},\"load_seconds\":{load_s:.3},\
+         \"resident_bytes_per_indicator\":{:.1},\"domain_miss_ns\":{miss_ns:.1},\
+         \"domain_hit_ns\":{hit_ns:.1},\"domain_mixed_0.1pct_hits_ns\":{mixed_ns:.1},\
+         \"ipv4_ns\":{ip_ns:.1},\"ipv4_found\":{ip_found},\"misses_found\":{miss_found},\
+         \"baseline_hashset_miss_ns\":{set_miss_ns:.1}}}",
+        domains.len(),
+        value_bytes as f64 / domains.len() as f64,
+        file_len as f64 / indicators as f64,
+        rss_after.saturating_sub(rss_before) as f64 / indicators as f64,
     );
 }

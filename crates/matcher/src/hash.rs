@@ -1,0 +1,264 @@
+//! The hash functions and the Bloom filter of the file format.
+//!
+//! Builder and reader must agree bit for bit: changing anything here
+//! changes the format, so bump [`crate::FORMAT_VERSION`].
+
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// Seeds per key class, so a domain and a URL with the same bytes, or an
+/// address and a network, never share a key.
+pub(crate) const SEED_DOMAIN: u64 = 0x243F_6A88_85A3_08D3;
+const SEED_IPV4: u64 = 0x1319_8A2E_0370_7344;
+const SEED_IPV6: u64 = 0xA409_3822_299F_31D0;
+const SEED_CIDR4: u64 = 0x082E_FA98_EC4E_6C89;
+const SEED_CIDR6: u64 = 0x4528_21E6_38D0_1377;
+const SEED_URL: u64 = 0xBE54_66CF_34E9_0C6C;
+const SEED_HASH: u64 = 0xC0AC_29B7_C97C_50DD;
+
+const K1: u64 = 0x9E37_79B9_7F4A_7C15;
+const K2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+
+/// Bits set per key in the Bloom filter.
+const FILTER_K: u32 = 5;
+/// Filter bits per key: about 1 % false positives with 64-bit blocks.
+pub(crate) const FILTER_BITS_PER_KEY: u64 = 12;
+
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// xxh3's final mix: spreads every input bit over the whole word.
+#[inline(always)]
+pub(crate) fn avalanche(mut h: u64) -> u64 {
+    h ^= h >> 37;
+    h = h.wrapping_mul(0x1656_6791_9E37_79F9);
+    h ^ (h >> 32)
+}
+
+/// Eight bytes of `b` from `at`; the caller makes sure they exist.
+#[inline(always)]
+fn load(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+}
+
+/// `b[at..end]`, one to eight bytes, as a word padded with zeros. Reads the
+/// eight bytes ending at `end` when there are that many, so a name's last
+/// label costs one load too.
+#[inline(always)]
+fn tail(b: &[u8], at: usize, end: usize) -> u64 {
+    let rem = end - at;
+    if end >= 8 {
+        load(b, end - 8) >> ((8 - rem) * 8)
+    } else {
+        let mut w = [0u8; 8];
+        for (d, s) in w.iter_mut().zip(b.get(at..end).unwrap_or(&[])) {
+            *d = *s;
+        }
+        u64::from_le_bytes(w)
+    }
+}
+
+/// ASCII lowercase of eight ASCII bytes at once.
+#[inline(always)]
+fn lower(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // The high bit of each byte: at least 'A', and above 'Z'. Bytes are
+    // below 0x80, so the additions never carry into the next byte.
+    let at_least_a = w + ONES * (0x80 - u64::from(b'A'));
+    let above_z = w + ONES * (0x80 - u64::from(b'Z') - 1);
+    w | ((at_least_a & !above_z & (ONES * 0x80)) >> 2)
+}
+
+/// Folds the label `b[start..end]` (ASCII, any case) into `state`, the
+/// hash of the labels to its right. Names are hashed label by label from
+/// the right, so a lookup gets the hash of every suffix in one pass over
+/// the name, eight bytes per multiply, without copying it.
+#[inline(always)]
+pub(crate) fn label_step(state: u64, b: &[u8], start: usize, end: usize) -> u64 {
+    let mut h = state ^ ((end - start) as u64).wrapping_mul(K2);
+    let mut at = start;
+    while end - at > 8 {
+        h = fold_mul(h ^ lower(load(b, at)), K1);
+        at += 8;
+    }
+    if at < end {
+        h = fold_mul(h ^ lower(tail(b, at, end)), K1);
+    }
+    h
+}
+
+/// The key hash of a whole (normalised) domain name.
+pub(crate) fn domain_hash(name: &[u8]) -> u64 {
+    let mut state = SEED_DOMAIN;
+    let mut end = name.len();
+    for start in (0..name.len()).rev() {
+        if name.get(start) == Some(&b'.') {
+            state = label_step(state, name, start + 1, end);
+            end = start;
+        }
+    }
+    avalanche(label_step(state, name, 0, end))
+}
+
+pub(crate) fn ipv4_hash(addr: u32) -> u64 {
+    avalanche(fold_mul(u64::from(addr) ^ SEED_IPV4, K1))
+}
+
+pub(crate) fn ipv6_hash(addr: u128) -> u64 {
+    avalanche(fold_mul((addr >> 64) as u64 ^ SEED_IPV6, addr as u64 ^ K2))
+}
+
+/// `network` must have its host bits cleared.
+pub(crate) fn cidr4_hash(network: u32, len: u8) -> u64 {
+    avalanche(fold_mul(
+        (u64::from(network) << 8 | u64::from(len)) ^ SEED_CIDR4,
+        K1,
+    ))
+}
+
+/// `network` must have its host bits cleared.
+pub(crate) fn cidr6_hash(network: u128, len: u8) -> u64 {
+    let h = fold_mul((network >> 64) as u64 ^ SEED_CIDR6, network as u64 ^ K2);
+    avalanche(fold_mul(h ^ u64::from(len), K1))
+}
+
+pub(crate) fn url_hash(url: &[u8]) -> u64 {
+    xxh3_64_with_seed(url, SEED_URL)
+}
+
+/// Of a lowercase hex digest.
+pub(crate) fn digest_hash(hex: &[u8]) -> u64 {
+    xxh3_64_with_seed(hex, SEED_HASH)
+}
+
+/// The table slot's fingerprint: never 0, which marks an empty slot. The
+/// low half of the hash, as the slot position comes from the high half.
+#[inline(always)]
+pub(crate) fn fingerprint(h: u64) -> u32 {
+    (h as u32) | 1
+}
+
+/// Maps a hash onto `0..n` without a division (Lemire's fast range). It
+/// is monotonic in the hash, which the builder uses to fill the table in
+/// order.
+#[inline(always)]
+pub(crate) fn fast_range(h: u64, n: u64) -> u64 {
+    ((u128::from(h) * u128::from(n)) >> 64) as u64
+}
+
+/// Filter words for `keys` keys: none for none.
+pub(crate) fn filter_words(keys: u64) -> u64 {
+    (keys * FILTER_BITS_PER_KEY).div_ceil(64)
+}
+
+/// The Bloom filter word of `h` (from the low half, as the bits come from
+/// the high half), for a filter of `words` words (< 2^32).
+#[inline(always)]
+pub(crate) fn filter_word(h: u64, words: u64) -> usize {
+    (((h & 0xFFFF_FFFF) * words) >> 32) as usize
+}
+
+/// The bits `h` sets in its filter word.
+#[inline(always)]
+pub(crate) fn filter_mask(h: u64) -> u64 {
+    let x = h >> 32;
+    let mut m = 0u64;
+    for i in 0..FILTER_K {
+        m |= 1 << ((x >> (6 * i)) & 63);
+    }
+    m
+}
+
+/// Whether `h` may be in `filter` (little-endian words); an empty filter
+/// holds nothing.
+#[inline(always)]
+pub(crate) fn filter_has(filter: &[u8], h: u64) -> bool {
+    let words = (filter.len() / 8) as u64;
+    let at = filter_word(h, words) * 8;
+    let mask = filter_mask(h);
+    match filter.get(at..at + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()) & mask == mask,
+        None => false,
+    }
+}
+
+/// Adds `h` to `filter`, a slice of words.
+pub(crate) fn filter_add(filter: &mut [u64], h: u64) {
+    let at = filter_word(h, filter.len() as u64);
+    if let Some(w) = filter.get_mut(at) {
+        *w |= filter_mask(h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_hashes_from_the_right_equal_whole_name_hashes() {
+        let name = b"a.very-long-label-of-many-bytes.b.example.com.vn";
+        let mut state = SEED_DOMAIN;
+        let mut end = name.len();
+        for start in (0..name.len()).rev() {
+            if name[start] == b'.' {
+                state = label_step(state, name, start + 1, end);
+                assert_eq!(avalanche(state), domain_hash(&name[start + 1..]));
+                end = start;
+            }
+        }
+    }
+
+    #[test]
+    fn lowercases_ascii_words() {
+        let w = u64::from_le_bytes(*b"AZaz@[`{");
+        assert_eq!(lower(w).to_le_bytes(), *b"azaz@[`{");
+        let all: Vec<u8> = (0u8..0x80).collect();
+        for chunk in all.chunks(8) {
+            let got = lower(u64::from_le_bytes(chunk.try_into().unwrap())).to_le_bytes();
+            assert_eq!(got.to_vec(), chunk.to_ascii_lowercase());
+        }
+    }
+
+    #[test]
+    fn bytes_around_a_label_and_its_case_do_not_change_its_hash() {
+        // The same name inside a longer buffer, in another case.
+        let a = domain_hash(b"evil.com");
+        let mut state = SEED_DOMAIN;
+        let buf = b"XXXXXXXXEvIl.cOmXXXXXXXX";
+        state = label_step(state, buf, 13, 16);
+        assert_eq!(avalanche(label_step(state, buf, 8, 12)), a);
+        let short = b"EVIL.COM";
+        let mut state = SEED_DOMAIN;
+        state = label_step(state, short, 5, 8);
+        assert_eq!(avalanche(label_step(state, short, 0, 4)), a);
+        assert_ne!(domain_hash(b"evil.co"), a);
+        assert_ne!(domain_hash(b"evilcom"), a);
+        assert_ne!(domain_hash(b"com.evil"), a);
+    }
+
+    #[test]
+    fn filter_false_positive_rate_is_about_one_percent() {
+        let n = 100_000u64;
+        let mut words = vec![0u64; filter_words(n) as usize];
+        for i in 0..n {
+            filter_add(
+                &mut words,
+                domain_hash(format!("listed{i}.example").as_bytes()),
+            );
+        }
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        for i in 0..n {
+            assert!(filter_has(
+                &bytes,
+                domain_hash(format!("listed{i}.example").as_bytes())
+            ));
+        }
+        let fp = (0..n)
+            .filter(|i| filter_has(&bytes, domain_hash(format!("other{i}.example").as_bytes())))
+            .count();
+        assert!(fp < (n / 50) as usize, "{fp} false positives in {n}");
+    }
+}

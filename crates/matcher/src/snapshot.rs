@@ -1,0 +1,430 @@
+//! Loading a snapshot file and looking values up in it.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+
+use crate::hash::{
+    SEED_DOMAIN, avalanche, cidr4_hash, cidr6_hash, digest_hash, fast_range, filter_has,
+    fingerprint, ipv4_hash, ipv6_hash, label_step, url_hash,
+};
+use crate::layout::*;
+use crate::{Error, FORMAT_VERSION, Hit, MAGIC, SnapshotInfo};
+
+/// A loaded snapshot: the file's bytes, checked, and a few header fields.
+/// Immutable; share it between threads with an `Arc`.
+#[derive(Debug)]
+pub struct Snapshot {
+    bytes: Vec<u8>,
+    info: SnapshotInfo,
+    sections: [Range<usize>; 6],
+    slot_count: u64,
+    /// Bit n: some domain that matches its subdomains has n labels.
+    levels_any: u128,
+    /// `levels_any` plus the label counts of exact-host domains.
+    levels_whole: u128,
+    /// Highest label count listed: labels further left are never hashed.
+    max_level: u32,
+    /// Prefix lengths listed, longest first.
+    v4_lengths: Vec<u8>,
+    v6_lengths: Vec<u8>,
+}
+
+impl Snapshot {
+    /// Checks and loads a snapshot file's bytes: magic, version, section
+    /// table and checksum. Costs one pass of xxh3 over the bytes; nothing
+    /// is allocated per indicator.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Snapshot, Error> {
+        let available = bytes.len() as u64;
+        if bytes.get(..8) != Some(&MAGIC[..]) {
+            return Err(Error::BadMagic);
+        }
+        let version = u32_at(&bytes, OFF_VERSION).unwrap_or(0);
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion { found: version });
+        }
+        if bytes.len() < DATA_START {
+            return Err(Error::Truncated {
+                section: "header",
+                needed: DATA_START as u64,
+                available,
+            });
+        }
+        let header = |at| u64_at(&bytes, at).unwrap_or(0);
+        let corrupt = |reason: String| Error::Corrupt { reason };
+
+        let mut sections: [Range<usize>; 6] = Default::default();
+        let mut end = DATA_START as u64;
+        for (i, s) in sections.iter_mut().enumerate() {
+            let (off, len) = (
+                header(OFF_SECTIONS + i * 16),
+                header(OFF_SECTIONS + i * 16 + 8),
+            );
+            let name = SECTION_NAMES[i];
+            if off != end {
+                return Err(corrupt(format!(
+                    "section {name} starts at {off}, expected {end}"
+                )));
+            }
+            end = off
+                .checked_add(len)
+                .ok_or_else(|| corrupt(format!("section {name} length {len} overflows")))?;
+            if end > available {
+                return Err(Error::Truncated {
+                    section: name,
+                    needed: end,
+                    available,
+                });
+            }
+            *s = off as usize..end as usize;
+        }
+        if end != available {
+            return Err(corrupt(format!(
+                "{} bytes after the last section",
+                available - end
+            )));
+        }
+        let stored = header(OFF_CHECKSUM);
+        if checksum_of(&bytes) != stored {
+            return Err(Error::ChecksumMismatch);
+        }
+
+        if u32_at(&bytes, OFF_FLAGS) != Some(0) || header(OFF_RESERVED) != 0 {
+            return Err(corrupt("unknown flags set".into()));
+        }
+        let total = header(OFF_TOTAL);
+        let len = |i: usize| sections[i].len() as u64;
+        if len(ENTRIES) != total.saturating_mul(ENTRY_LEN as u64) {
+            return Err(corrupt(format!(
+                "{} bytes of entries for {total} indicators",
+                len(ENTRIES)
+            )));
+        }
+        let slot_count = len(SLOTS) / SLOT_LEN as u64;
+        if len(SLOTS) % SLOT_LEN as u64 != 0 || slot_count <= total {
+            return Err(corrupt("hash table too small for its entries".into()));
+        }
+        if total > u64::from(u32::MAX) {
+            return Err(corrupt(format!(
+                "{total} indicators, more than entry indices hold"
+            )));
+        }
+        for i in [FAMILIES, DOMAIN_FILTER, ADDRESS_FILTER] {
+            if len(i) % 8 != 0 || len(i) / 8 > u64::from(u32::MAX) {
+                return Err(corrupt(format!(
+                    "section {} has a bad length",
+                    SECTION_NAMES[i]
+                )));
+            }
+        }
+        let counts: Vec<u64> = (0..6).map(|i| header(OFF_COUNTS + i * 8)).collect();
+        if counts.iter().try_fold(0u64, |a, c| a.checked_add(*c)) != Some(total) {
+            return Err(corrupt("counts per kind do not add up to the total".into()));
+        }
+
+        let levels_any = u128_at(&bytes, OFF_LEVELS_ANY).unwrap_or(0);
+        let levels_whole = levels_any | u128_at(&bytes, OFF_LEVELS_EXACT).unwrap_or(0);
+        let v4 = header(OFF_V4_LENGTHS);
+        let v6 = [
+            header(OFF_V6_LENGTHS),
+            header(OFF_V6_LENGTHS + 8),
+            header(OFF_V6_LENGTHS + 16),
+        ];
+        let info = SnapshotInfo {
+            format_version: version,
+            built_at: DateTime::<Utc>::from_timestamp(header(OFF_BUILT_AT) as i64, 0)
+                .unwrap_or_default(),
+            domains: counts[COUNT_DOMAINS],
+            ipv4: counts[COUNT_IPV4],
+            ipv6: counts[COUNT_IPV6],
+            cidrs: counts[COUNT_CIDRS],
+            urls: counts[COUNT_URLS],
+            hashes: counts[COUNT_HASHES],
+            total,
+            checksum: stored,
+            byte_len: available,
+        };
+        Ok(Snapshot {
+            bytes,
+            info,
+            sections,
+            slot_count,
+            levels_any,
+            levels_whole,
+            max_level: 128 - levels_whole.leading_zeros(),
+            v4_lengths: (0..=32u8).rev().filter(|l| v4 >> l & 1 == 1).collect(),
+            v6_lengths: (0..=128u8)
+                .rev()
+                .filter(|l| v6[usize::from(*l / 64)] >> (l % 64) & 1 == 1)
+                .collect(),
+        })
+    }
+
+    pub fn info(&self) -> &SnapshotInfo {
+        &self.info
+    }
+
+    /// The file's bytes, e.g. to cache or serve them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.info.total as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.info.total == 0
+    }
+
+    #[inline(always)]
+    fn section(&self, i: usize) -> &[u8] {
+        self.sections
+            .get(i)
+            .and_then(|r| self.bytes.get(r.clone()))
+            .unwrap_or(&[])
+    }
+
+    fn string(&self, off: u32, len: u16) -> Option<&[u8]> {
+        let off = off as usize;
+        self.section(STRINGS).get(off..off + usize::from(len))
+    }
+
+    /// The entry record at `index`.
+    #[inline(always)]
+    fn entry(&self, index: u64) -> Option<&[u8]> {
+        let at = index as usize * ENTRY_LEN;
+        self.section(ENTRIES).get(at..at + ENTRY_LEN)
+    }
+
+    fn entry_value<'s>(&'s self, e: &[u8]) -> Option<&'s [u8]> {
+        self.string(u32_at(e, 8)?, u16_at(e, 12)?)
+    }
+
+    fn hit(&self, e: &[u8]) -> Option<Hit<'_>> {
+        let family = match u16_at(e, 14)? {
+            NO_FAMILY => None,
+            i => {
+                let f = self.section(FAMILIES);
+                let at = usize::from(i) * FAMILY_LEN;
+                let name = self.string(u32_at(f, at)?, u16_at(f, at + 4)?)?;
+                Some(std::str::from_utf8(name).ok()?)
+            }
+        };
+        Some(Hit {
+            id: i64::from_le_bytes(e.get(0..8)?.try_into().ok()?),
+            kind: kind_from_code(*e.get(16)?)?,
+            value: std::str::from_utf8(self.entry_value(e)?).ok()?,
+            family,
+            threat_type: threat_from_code(*e.get(17)?),
+        })
+    }
+
+    /// Walks the probe sequence of `h` and returns the first entry with
+    /// its fingerprint that `accept` takes.
+    #[inline(always)]
+    fn probe(&self, h: u64, accept: impl Fn(&[u8]) -> bool) -> Option<Hit<'_>> {
+        let slots = self.section(SLOTS);
+        let want = fingerprint(h);
+        let mut s = fast_range(h, self.slot_count);
+        for _ in 0..self.slot_count {
+            let slot = u64_at(slots, s as usize * SLOT_LEN)?;
+            let fp = slot as u32;
+            if fp == 0 {
+                return None;
+            }
+            if fp == want
+                && let Some(e) = self.entry(slot >> 32)
+                && accept(e)
+            {
+                return self.hit(e);
+            }
+            s += 1;
+            if s == self.slot_count {
+                s = 0;
+            }
+        }
+        None
+    }
+
+    /// A domain entry equal to `suffix` (any case; values are stored
+    /// lowercase); exact-host entries only if the suffix is the whole name.
+    fn probe_domain(&self, h: u64, suffix: &[u8], whole: bool) -> Option<Hit<'_>> {
+        self.probe(h, |e| {
+            e.get(16) == Some(&KIND_DOMAIN)
+                && (whole || e.get(18).is_some_and(|f| f & FLAG_EXACT_HOST == 0))
+                && self
+                    .entry_value(e)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(suffix))
+        })
+    }
+
+    /// The most specific listed domain that `name` is or is under. `name`
+    /// is as seen on the wire or in a log: any ASCII case, optional
+    /// trailing dot. Names that are not ASCII, are longer than 253 bytes
+    /// or have an empty label never match.
+    pub fn match_domain(&self, name: &[u8]) -> Option<Hit<'_>> {
+        let name = name.strip_suffix(b".").unwrap_or(name);
+        if self.levels_whole == 0 || name.is_empty() || name.len() > MAX_NAME || !name.is_ascii() {
+            return None;
+        }
+        let filter = self.section(DOMAIN_FILTER);
+        let mut state = SEED_DOMAIN;
+        let mut end = name.len();
+        let mut level = 0u32;
+        let mut best = None;
+        // One pass from the right: at each label boundary the suffix hash
+        // is extended by the label just passed. The least specific suffix
+        // comes first, so a later hit replaces an earlier one.
+        while let Some(dot) = name.get(..end)?.iter().rposition(|&b| b == b'.') {
+            if dot + 1 == end {
+                return None;
+            }
+            level += 1;
+            if level <= self.max_level {
+                state = label_step(state, name, dot + 1, end);
+                if self.levels_any >> level & 1 == 1 {
+                    let h = avalanche(state);
+                    if filter_has(filter, h)
+                        && let Some(hit) = self.probe_domain(h, name.get(dot + 1..)?, false)
+                    {
+                        best = Some(hit);
+                    }
+                }
+            }
+            end = dot;
+        }
+        if end == 0 {
+            return None;
+        }
+        level += 1;
+        if level <= self.max_level && self.levels_whole >> level & 1 == 1 {
+            let h = avalanche(label_step(state, name, 0, end));
+            if filter_has(filter, h)
+                && let Some(hit) = self.probe_domain(h, name, true)
+            {
+                return Some(hit);
+            }
+        }
+        best
+    }
+
+    /// The listed address, or else the longest listed network holding it.
+    /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are looked up as IPv4.
+    pub fn match_ip(&self, addr: IpAddr) -> Option<Hit<'_>> {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        let filter = self.section(ADDRESS_FILTER);
+        match addr {
+            IpAddr::V4(a) => {
+                let bits = u32::from(a);
+                if self.info.ipv4 > 0 {
+                    let h = ipv4_hash(bits);
+                    if filter_has(filter, h)
+                        && let Some(hit) = self.probe(h, |e| {
+                            e.get(16) == Some(&KIND_IPV4) && self.parsed::<Ipv4Addr>(e) == Some(a)
+                        })
+                    {
+                        return Some(hit);
+                    }
+                }
+                for &len in &self.v4_lengths {
+                    let network = bits & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                    let h = cidr4_hash(network, len);
+                    if filter_has(filter, h)
+                        && let Some(hit) = self.probe(h, |e| {
+                            e.get(16) == Some(&KIND_CIDR)
+                                && self.parsed::<IpNet>(e).is_some_and(|n| {
+                                    n.prefix_len() == len
+                                        && n.network() == IpAddr::V4(Ipv4Addr::from(network))
+                                })
+                        })
+                    {
+                        return Some(hit);
+                    }
+                }
+                None
+            }
+            IpAddr::V6(a) => {
+                let bits = u128::from(a);
+                if self.info.ipv6 > 0 {
+                    let h = ipv6_hash(bits);
+                    if filter_has(filter, h)
+                        && let Some(hit) = self.probe(h, |e| {
+                            e.get(16) == Some(&KIND_IPV6) && self.parsed::<Ipv6Addr>(e) == Some(a)
+                        })
+                    {
+                        return Some(hit);
+                    }
+                }
+                for &len in &self.v6_lengths {
+                    let network = bits & u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+                    let h = cidr6_hash(network, len);
+                    if filter_has(filter, h)
+                        && let Some(hit) = self.probe(h, |e| {
+                            e.get(16) == Some(&KIND_CIDR)
+                                && self.parsed::<IpNet>(e).is_some_and(|n| {
+                                    n.prefix_len() == len
+                                        && n.network() == IpAddr::V6(Ipv6Addr::from(network))
+                                })
+                        })
+                    {
+                        return Some(hit);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// An entry's value parsed; only for the rare fingerprint matches.
+    fn parsed<T: std::str::FromStr>(&self, e: &[u8]) -> Option<T> {
+        std::str::from_utf8(self.entry_value(e)?).ok()?.parse().ok()
+    }
+
+    /// Exact match of a canonical URL (the caller canonicalises).
+    pub fn match_url(&self, canonical_url: &str) -> Option<Hit<'_>> {
+        if self.info.urls == 0 {
+            return None;
+        }
+        let url = canonical_url.as_bytes();
+        let h = url_hash(url);
+        if !filter_has(self.section(ADDRESS_FILTER), h) {
+            return None;
+        }
+        self.probe(h, |e| {
+            e.get(16) == Some(&KIND_URL) && self.entry_value(e) == Some(url)
+        })
+    }
+
+    /// A file hash: MD5, SHA-1 or SHA-256 by length, hex in any case.
+    pub fn match_hash(&self, hex: &str) -> Option<Hit<'_>> {
+        if self.info.hashes == 0 || !matches!(hex.len(), 32 | 40 | 64) {
+            return None;
+        }
+        let mut buf = [0u8; 64];
+        let lower = buf.get_mut(..hex.len())?;
+        for (d, b) in lower.iter_mut().zip(hex.bytes()) {
+            *d = b.to_ascii_lowercase();
+        }
+        let lower = &*lower;
+        let h = digest_hash(lower);
+        if !filter_has(self.section(ADDRESS_FILTER), h) {
+            return None;
+        }
+        self.probe(h, |e| {
+            e.get(16)
+                .and_then(|k| kind_from_code(*k))
+                .is_some_and(|k| k.is_hash())
+                && self.entry_value(e) == Some(lower)
+        })
+    }
+}
