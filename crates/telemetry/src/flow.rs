@@ -329,7 +329,7 @@ impl RecordValues {
                 // v9: both in the exporter's uptime, which wraps at 2^32 ms.
                 h.export_ms - TimeMs::from(up.wrapping_sub(t))
             } else if let Some(init) = self.init_ms.or(stream_init) {
-                init + TimeMs::from(t)
+                init.saturating_add(TimeMs::from(t))
             } else {
                 h.export_ms
             }

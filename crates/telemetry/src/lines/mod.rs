@@ -412,6 +412,9 @@ fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
         let start = i;
         let mut v: u32 = 0;
         while i < s.len() && s[i].is_ascii_digit() {
+            if i - start == 3 {
+                return None;
+            }
             v = v * 10 + u32::from(s[i] - b'0');
             i += 1;
         }
@@ -547,6 +550,9 @@ mod tests {
             "1.2.3",
             "1.2.3.4.",
             "1..2.3",
+            // Found by fuzzing: a long run of digits overflowed the octet.
+            "1.2.3.99999999999",
+            "1.2.3.4444",
         ] {
             let std: Option<Ipv4Addr> = s.parse().ok();
             assert_eq!(parse_ipv4(s.as_bytes()), std, "{s}");
