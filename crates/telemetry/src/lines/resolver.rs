@@ -89,7 +89,10 @@ pub(super) fn bind(line: &[u8], ctx: Ctx) -> Result<Option<Record<'_>>, DecodeEr
         let (_, next) = token(line, peer_at);
         peer_at = next;
     }
-    let head = &line[peer_at..q];
+    // "client @0x…: query: " has no address before the marker.
+    let Some(head) = line.get(peer_at..q) else {
+        return Err(bad("bind", "no client address before \"query:\"", at));
+    };
     let Some(hash) = memchr::memchr(b'#', head) else {
         return Err(bad("bind", "client address without #port", peer_at));
     };

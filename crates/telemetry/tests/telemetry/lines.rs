@@ -89,6 +89,8 @@ fn malformed_query_lines_are_errors() {
             "client @0x1 192.0.2.7 (x): query: x IN A +",
             "bad_line",
         ),
+        // Found by fuzzing: the handle token ran past the "query:" marker.
+        ("bind", "client @0x1: query: x IN A +", "bad_line"),
         (
             "dnsmasq",
             "Nov 25 10:00:01 dnsmasq[1]: query[A] evil.example from nowhere",
