@@ -1,0 +1,255 @@
+//! dnstap: a real Unbound streaming to the sensor's unix socket, and a
+//! scripted Frame Streams writer for the handshake and its failures.
+
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use khien_sensor::BoundInput;
+use khien_sensor::Metrics;
+use khien_telemetry::dnstap::{CONTENT_TYPE, encode_client_query};
+use khien_telemetry::fstrm::{ControlType, Frame, FrameReader, encode_control, encode_data};
+
+use crate::support::*;
+
+/// A Frame Streams writer speaking the bidirectional handshake.
+pub struct Writer {
+    stream: UnixStream,
+    reader: FrameReader,
+}
+
+impl Writer {
+    pub fn connect(path: &Path) -> Writer {
+        let stream = UnixStream::connect(path).expect("connect to dnstap socket");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        Writer {
+            stream,
+            reader: FrameReader::new(1 << 16),
+        }
+    }
+
+    fn expect_control(&mut self, kind: ControlType) {
+        let mut buf = [0u8; 1024];
+        loop {
+            if let Some(frame) = self.reader.next_frame().expect("valid reply") {
+                match frame {
+                    Frame::Control(c) => {
+                        assert_eq!(c.kind, kind);
+                        return;
+                    }
+                    Frame::Data(_) => panic!("data frame from the sensor"),
+                }
+            }
+            let n = self.stream.read(&mut buf).expect("read reply");
+            assert!(n > 0, "sensor closed the connection before {kind:?}");
+            self.reader.push(&buf[..n]);
+        }
+    }
+
+    pub fn handshake(&mut self) {
+        self.stream
+            .write_all(&encode_control(ControlType::Ready, Some(CONTENT_TYPE)))
+            .unwrap();
+        self.expect_control(ControlType::Accept);
+        self.stream
+            .write_all(&encode_control(ControlType::Start, Some(CONTENT_TYPE)))
+            .unwrap();
+    }
+
+    pub fn send(&mut self, payload: &[u8]) {
+        let mut out = Vec::new();
+        encode_data(payload, &mut out);
+        self.stream.write_all(&out).unwrap();
+    }
+
+    pub fn raw(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    pub fn stop(mut self) {
+        self.stream
+            .write_all(&encode_control(ControlType::Stop, None))
+            .unwrap();
+        self.expect_control(ControlType::Finish);
+    }
+}
+
+pub fn dnstap_socket(running: &Running) -> PathBuf {
+    running
+        .bound
+        .iter()
+        .find_map(|(_, b)| match b {
+            BoundInput::Unix(p) => Some(p.clone()),
+            _ => None,
+        })
+        .expect("a dnstap socket")
+}
+
+fn query(client: &str, name: &str) -> Vec<u8> {
+    let ip: IpAddr = client.parse().unwrap();
+    encode_client_query(ip, 40000, name, 1, 1_764_079_200_000)
+}
+
+#[test]
+fn scripted_writer_handshake_frames_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = default_snapshot(dir.path());
+    let out = dir.path().join("hits.ndjson");
+    let sock = dir.path().join("dnstap.sock");
+    let running = Running::start(config(
+        dir.path(),
+        &snap,
+        &[format!("dnstap:unix:{}", sock.display())],
+        &out,
+    ));
+    let mut w = Writer::connect(&dnstap_socket(&running));
+    w.handshake();
+    for _ in 0..1000 {
+        w.send(&query("192.0.2.7", "www.example.com."));
+    }
+    for _ in 0..3 {
+        w.send(&query("192.0.2.7", "c2.evil.example."));
+    }
+    w.send(&query("2001:db8::7", "stealer.example."));
+    w.stop();
+    let m = running.metrics.clone();
+    wait_for("frames", Duration::from_secs(10), || Metrics::get(&m.events) == 1004);
+    let s = running.finish();
+    assert_eq!(s.hits, 4);
+    assert_eq!(s.decode_errors, 0);
+    let t = totals(&read_hits(&out));
+    assert_eq!(t.get(&("192.0.2.7".into(), "c2.evil.example".into())), Some(&3));
+    assert_eq!(t.get(&("2001:db8::7".into(), "stealer.example".into())), Some(&1));
+}
+
+const UNBOUND: &str = "/usr/sbin/unbound";
+
+struct Unbound {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Unbound {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn dig(port: u16, source: &str, name: &str) -> String {
+    let out = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "-b", source])
+        .args(["+time=2", "+tries=1", "+short", name, "A"])
+        .output()
+        .expect("run dig");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn unbound_dnstap_gives_one_hit_with_the_right_client_and_count() {
+    if !require("unbound", "unbound") || !require("dig", "bind9-dnsutils") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let snap = default_snapshot(dir.path());
+    let out = dir.path().join("hits.ndjson");
+    let sock = dir.path().join("dnstap.sock");
+    let mut c = config(
+        dir.path(),
+        &snap,
+        &[format!("dnstap:unix:{}", sock.display())],
+        &out,
+    );
+    c.flush_seconds = 1;
+    let running = Running::start(c);
+
+    let port = free_port();
+    let log = dir.path().join("unbound.log");
+    let conf = dir.path().join("unbound.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  do-daemonize: no\n  \
+             use-syslog: no\n  logfile: \"{log}\"\n  username: \"\"\n  chroot: \"\"\n  \
+             directory: \"{dir}\"\n  pidfile: \"\"\n  num-threads: 1\n  \
+             access-control: 127.0.0.0/8 allow\n  verbosity: 1\n  \
+             local-zone: \"example.\" static\n  \
+             local-data: \"c2.evil.example. A 203.0.113.5\"\n  \
+             local-data: \"www.clean.example. A 192.0.2.80\"\n\
+             dnstap:\n  dnstap-enable: yes\n  dnstap-bidirectional: yes\n  \
+             dnstap-socket-path: \"{sock}\"\n  \
+             dnstap-log-client-query-messages: yes\n  \
+             dnstap-log-client-response-messages: yes\n\
+             remote-control:\n  control-enable: no\n",
+            log = log.display(),
+            dir = dir.path().display(),
+            sock = sock.display(),
+        ),
+    )
+    .unwrap();
+    let child = Command::new(UNBOUND)
+        .arg("-d")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start unbound");
+    let unbound = Unbound { child, port, log };
+    // Ready when it answers and its dnstap writer has connected.
+    let m = running.metrics.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dig(unbound.port, "127.0.0.1", "www.clean.example") != "192.0.2.80"
+        || Metrics::get(&m.dnstap_connections) == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "unbound not ready: {}",
+            std::fs::read_to_string(&unbound.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let before = Metrics::get(&m.events);
+    for _ in 0..3 {
+        assert_eq!(dig(unbound.port, "127.0.0.2", "c2.evil.example"), "203.0.113.5");
+    }
+    for name in ["www.clean.example", "evil.example", "c3.evil.example"] {
+        dig(unbound.port, "127.0.0.3", name);
+    }
+    wait_for("queries streamed", Duration::from_secs(20), || {
+        Metrics::get(&m.events) >= before + 6
+    });
+    wait_for("hit flushed", Duration::from_secs(10), || !read_hits(&out).is_empty());
+    drop(unbound);
+    let s = running.finish();
+    assert_eq!(s.decode_errors, 0);
+    let hits = read_hits(&out);
+    let t = totals(&hits);
+    // Queries only: the responses Unbound also streams are not counted twice.
+    assert_eq!(
+        t.get(&("127.0.0.2".into(), "c2.evil.example".into())),
+        Some(&3),
+        "{hits:#?}"
+    );
+    assert!(
+        t.keys().all(|(client, _)| client == "127.0.0.2"),
+        "unlisted names gave hits: {t:?}"
+    );
+    assert_eq!(hits[0].family.as_deref(), Some("mirai"));
+}

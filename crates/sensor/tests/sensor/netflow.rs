@@ -1,0 +1,162 @@
+//! NetFlow v9 and IPFIX from a real exporter: Debian's softflowd reads a
+//! capture this test writes and exports to the sensor's UDP port.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use khien_sensor::{BoundInput, Metrics};
+
+use crate::support::*;
+
+/// A classic pcap file of Ethernet/IPv4 packets.
+struct Pcap {
+    bytes: Vec<u8>,
+}
+
+impl Pcap {
+    fn new() -> Pcap {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        bytes.extend_from_slice(&2u16.to_le_bytes());
+        bytes.extend_from_slice(&4u16.to_le_bytes());
+        bytes.extend_from_slice(&0i32.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&65535u32.to_le_bytes());
+        bytes.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
+        Pcap { bytes }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn packet(&mut self, t: u32, proto: u8, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, tcp_flags: u8) {
+        let l4 = if proto == 6 {
+            let mut h = Vec::new();
+            h.extend_from_slice(&sport.to_be_bytes());
+            h.extend_from_slice(&dport.to_be_bytes());
+            h.extend_from_slice(&1u32.to_be_bytes());
+            h.extend_from_slice(&0u32.to_be_bytes());
+            h.push(0x50);
+            h.push(tcp_flags);
+            h.extend_from_slice(&65535u16.to_be_bytes());
+            h.extend_from_slice(&[0, 0, 0, 0]);
+            h
+        } else {
+            let mut h = Vec::new();
+            h.extend_from_slice(&sport.to_be_bytes());
+            h.extend_from_slice(&dport.to_be_bytes());
+            h.extend_from_slice(&8u16.to_be_bytes());
+            h.extend_from_slice(&[0, 0]);
+            h
+        };
+        let total = 20 + l4.len();
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&(total as u16).to_be_bytes());
+        ip.extend_from_slice(&[0, 1, 0x40, 0, 64, proto, 0, 0]);
+        ip.extend_from_slice(&src.octets());
+        ip.extend_from_slice(&dst.octets());
+        let mut sum = 0u32;
+        for pair in ip.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        let checksum = !(sum as u16);
+        ip[10..12].copy_from_slice(&checksum.to_be_bytes());
+        let mut frame = vec![0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2, 0x08, 0x00];
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&l4);
+        self.bytes.extend_from_slice(&t.to_le_bytes());
+        self.bytes.extend_from_slice(&0u32.to_le_bytes());
+        self.bytes.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(&frame);
+    }
+}
+
+fn write_capture(path: &Path) {
+    let now = chrono::Utc::now().timestamp() as u32 - 120;
+    let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+    let mut p = Pcap::new();
+    // 10.1.2.3 talks to the listed C&C address over TCP.
+    p.packet(now, 6, ip("10.1.2.3"), 40000, ip("198.51.100.7"), 443, 0x02);
+    p.packet(now, 6, ip("198.51.100.7"), 443, ip("10.1.2.3"), 40000, 0x12);
+    p.packet(now + 1, 6, ip("10.1.2.3"), 40000, ip("198.51.100.7"), 443, 0x10);
+    p.packet(now + 2, 6, ip("10.1.2.3"), 40000, ip("198.51.100.7"), 443, 0x11);
+    p.packet(now + 2, 6, ip("198.51.100.7"), 443, ip("10.1.2.3"), 40000, 0x11);
+    // 10.1.2.5 sends UDP into the listed network.
+    p.packet(now + 3, 17, ip("10.1.2.5"), 5000, ip("203.0.113.9"), 53, 0);
+    // 10.1.2.4 talks to an unlisted address only.
+    p.packet(now + 4, 6, ip("10.1.2.4"), 40001, ip("192.0.2.200"), 80, 0x02);
+    p.packet(now + 4, 6, ip("192.0.2.200"), 80, ip("10.1.2.4"), 40001, 0x12);
+    std::fs::write(path, p.bytes).unwrap();
+}
+
+fn export_with_softflowd(version: &str) {
+    if !require("softflowd", "softflowd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let snap = default_snapshot(dir.path());
+    let out = dir.path().join("hits.ndjson");
+    let mut c = config(dir.path(), &snap, &["netflow:udp:127.0.0.1:0".to_string()], &out);
+    c.flush_seconds = 1;
+    let running = Running::start(c);
+    let port = running
+        .bound
+        .iter()
+        .find_map(|(_, b)| match b {
+            BoundInput::Udp(a) => Some(a.port()),
+            _ => None,
+        })
+        .expect("udp input");
+    let pcap = dir.path().join("capture.pcap");
+    write_capture(&pcap);
+    let status = Command::new("softflowd")
+        .args(["-d", "-r"])
+        .arg(&pcap)
+        .args(["-n", &format!("127.0.0.1:{port}"), "-v", version])
+        .arg("-p")
+        .arg(dir.path().join("softflowd.pid"))
+        .arg("-c")
+        .arg(dir.path().join("softflowd.ctl"))
+        .output()
+        .expect("run softflowd");
+    assert!(
+        status.status.success(),
+        "softflowd: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let m = running.metrics.clone();
+    wait_for("flows", Duration::from_secs(10), || Metrics::get(&m.events) >= 4);
+    wait_for("hits", Duration::from_secs(10), || Metrics::get(&m.hits) >= 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let s = running.finish();
+    assert_eq!(s.decode_errors, 0, "version {version}");
+    let t = totals(&read_hits(&out));
+    let clients: Vec<&str> = t.keys().map(|(c, _)| c.as_str()).collect();
+    assert!(
+        t.contains_key(&("10.1.2.3".into(), "198.51.100.7".into())),
+        "version {version}: {t:?}"
+    );
+    assert!(
+        t.contains_key(&("10.1.2.5".into(), "203.0.113.0/24".into())),
+        "version {version}: {t:?}"
+    );
+    assert!(!clients.contains(&"10.1.2.4"), "version {version}: {t:?}");
+    assert!(
+        !clients.contains(&"198.51.100.7"),
+        "the C&C itself is never the client: {t:?}"
+    );
+}
+
+#[test]
+fn softflowd_netflow_v9_hit_names_the_inside_client() {
+    export_with_softflowd("9");
+}
+
+#[test]
+fn softflowd_ipfix_hit_names_the_inside_client() {
+    export_with_softflowd("10");
+}
