@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
 use crate::hash::{
-    SEED_DOMAIN, avalanche, cidr4_hash, cidr6_hash, digest_hash, fast_range, filter_has,
-    fingerprint, ipv4_hash, ipv6_hash, label_step, url_hash,
+    HIGH_BITS, SEED_DOMAIN, avalanche, cidr4_hash, cidr6_hash, digest_hash, dot_bits, fast_range,
+    filter_has, fingerprint, ipv4_hash, ipv6_hash, label_step, load, tail, url_hash,
 };
 use crate::layout::*;
 use crate::{Error, FORMAT_VERSION, Hit, MAGIC, SnapshotInfo};
@@ -271,48 +271,66 @@ impl Snapshot {
     /// or have an empty label never match.
     pub fn match_domain(&self, name: &[u8]) -> Option<Hit<'_>> {
         let name = name.strip_suffix(b".").unwrap_or(name);
-        if self.levels_whole == 0 || name.is_empty() || name.len() > MAX_NAME || !name.is_ascii() {
+        let len = name.len();
+        if self.levels_whole == 0 || len == 0 || len > MAX_NAME {
+            return None;
+        }
+        // Eight bytes at a time: where the dots are, and whether all is
+        // ASCII. Branches that depend on the name cost more than the
+        // arithmetic, so there are few.
+        let mut dots = [0u64; 4];
+        let mut bytes_or = 0u64;
+        let mut at = 0;
+        while at < len {
+            let w = if len - at >= 8 {
+                load(name, at)
+            } else {
+                tail(name, at, len)
+            };
+            bytes_or |= w;
+            *dots.get_mut(at / 64)? |= dot_bits(w) << (at % 64);
+            at += 8;
+        }
+        if bytes_or & HIGH_BITS != 0 {
             return None;
         }
         let filter = self.section(DOMAIN_FILTER);
         let mut state = SEED_DOMAIN;
-        let mut end = name.len();
+        let mut end = len;
         let mut level = 0u32;
         let mut best = None;
-        // One pass from the right: at each label boundary the suffix hash
-        // is extended by the label just passed. The least specific suffix
-        // comes first, so a later hit replaces an earlier one.
-        while let Some(dot) = name.get(..end)?.iter().rposition(|&b| b == b'.') {
-            if dot + 1 == end {
+        // Label by label from the right, extending the suffix hash. The
+        // least specific suffix comes first, so a later hit replaces an
+        // earlier one.
+        loop {
+            let dot = last_dot_before(&dots, end);
+            let start = dot.map_or(0, |d| d + 1);
+            if start == end {
                 return None;
             }
             level += 1;
             if level <= self.max_level {
-                state = label_step(state, name, dot + 1, end);
-                if self.levels_any >> level & 1 == 1 {
+                state = label_step(state, name, start, end);
+                let whole = dot.is_none();
+                let levels = if whole {
+                    self.levels_whole
+                } else {
+                    self.levels_any
+                };
+                if levels >> level & 1 == 1 {
                     let h = avalanche(state);
                     if filter_has(filter, h)
-                        && let Some(hit) = self.probe_domain(h, name.get(dot + 1..)?, false)
+                        && let Some(hit) = self.probe_domain(h, name.get(start..)?, whole)
                     {
                         best = Some(hit);
                     }
                 }
             }
-            end = dot;
-        }
-        if end == 0 {
-            return None;
-        }
-        level += 1;
-        if level <= self.max_level && self.levels_whole >> level & 1 == 1 {
-            let h = avalanche(label_step(state, name, 0, end));
-            if filter_has(filter, h)
-                && let Some(hit) = self.probe_domain(h, name, true)
-            {
-                return Some(hit);
+            match dot {
+                Some(d) => end = d,
+                None => return best,
             }
         }
-        best
     }
 
     /// The listed address, or else the longest listed network holding it.
@@ -426,5 +444,19 @@ impl Snapshot {
                 .is_some_and(|k| k.is_hash())
                 && self.entry_value(e) == Some(lower)
         })
+    }
+}
+
+/// The position of the last dot before `end` in the bitmap.
+#[inline(always)]
+fn last_dot_before(dots: &[u64; 4], end: usize) -> Option<usize> {
+    let mut word = end / 64;
+    let mut bits = dots.get(word).map_or(0, |w| w & ((1u64 << (end % 64)) - 1));
+    loop {
+        if bits != 0 {
+            return Some(word * 64 + 63 - bits.leading_zeros() as usize);
+        }
+        word = word.checked_sub(1)?;
+        bits = *dots.get(word)?;
     }
 }
