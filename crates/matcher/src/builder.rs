@@ -33,8 +33,8 @@ struct Pending {
 /// Collects indicators and writes the snapshot file.
 ///
 /// The file does not depend on the order of [`add`](Self::add) calls, only
-/// on the set of entries (and the build time), so its checksum changes
-/// only when the content does.
+/// on the set of entries and the build time, and its checksum not on the
+/// build time: it changes only when the content does.
 #[derive(Default)]
 pub struct SnapshotBuilder {
     pending: Vec<Pending>,
@@ -452,5 +452,58 @@ impl Dedupe {
             }
             self.slots[s] = i as u32 + 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use khien_model::ThreatType;
+
+    use super::*;
+
+    fn domain<'a>(value: &'a str, family: Option<&'a str>) -> Entry<'a> {
+        Entry {
+            id: 1,
+            kind: ObservableKind::Domain,
+            value,
+            exact_host: false,
+            family,
+            threat_type: ThreatType::C2,
+        }
+    }
+
+    #[test]
+    fn repeats_are_found_across_table_growth() {
+        let names: Vec<String> = (0..5000).map(|i| format!("n{i}.example")).collect();
+        let mut b = SnapshotBuilder::new();
+        for round in 0..2 {
+            for n in &names {
+                b.add(&domain(n, None)).unwrap();
+            }
+            assert_eq!(b.len(), names.len(), "round {round}");
+        }
+        // The same bytes under another kind are another indicator.
+        b.add(&Entry {
+            kind: ObservableKind::Url,
+            ..domain("n1.example", None)
+        })
+        .unwrap();
+        assert_eq!(b.len(), names.len() + 1);
+    }
+
+    #[test]
+    fn a_family_is_stored_once() {
+        let names: Vec<String> = (0..100).map(|i| format!("n{i}.example")).collect();
+        let mut b = SnapshotBuilder::new();
+        for n in &names {
+            b.add(&domain(n, Some("a-distinctive-family"))).unwrap();
+        }
+        // A family named only by a refused or repeated entry is not stored.
+        b.add(&domain("n1.example", Some("unused-family"))).unwrap();
+        assert!(b.add(&domain("BAD", Some("unused-family"))).is_err());
+        let bytes = b.build(DateTime::from_timestamp(0, 0).unwrap_or_default());
+        let count = |needle: &[u8]| bytes.windows(needle.len()).filter(|w| *w == needle).count();
+        assert_eq!(count(b"a-distinctive-family"), 1);
+        assert_eq!(count(b"unused-family"), 0);
     }
 }

@@ -1,7 +1,7 @@
 //! Offsets, record sizes and codes of the file format (see the crate docs).
 
 use khien_model::{ObservableKind, ThreatType};
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::xxh3_64;
 
 pub(crate) const OFF_VERSION: usize = 8;
 pub(crate) const OFF_FLAGS: usize = 12;
@@ -120,12 +120,12 @@ pub(crate) fn threat_from_code(code: u8) -> ThreatType {
     }
 }
 
-/// xxh3 over everything but the magic and the checksum field itself.
+/// xxh3 of everything after the checksum field: the content, not the
+/// build time, so that rebuilding the same indicators gives the same
+/// checksum (the hub's ETag). Magic, version and flags are checked for
+/// their exact values instead.
 pub(crate) fn checksum_of(file: &[u8]) -> u64 {
-    let mut h = Xxh3::new();
-    h.update(file.get(OFF_VERSION..OFF_CHECKSUM).unwrap_or(&[]));
-    h.update(file.get(OFF_CHECKSUM + 8..).unwrap_or(&[]));
-    h.digest()
+    xxh3_64(file.get(OFF_CHECKSUM + 8..).unwrap_or(&[]))
 }
 
 #[inline(always)]

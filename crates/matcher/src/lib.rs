@@ -60,8 +60,10 @@
 //!   length costs one filter probe on a miss.
 //! - **Deterministic.** Entries are written sorted by key, families by
 //!   name: the same set of indicators gives the same bytes whatever the
-//!   order they were added in, bar the build time. The checksum is the
-//!   hub's ETag, so sensors re-download only when the content changed.
+//!   order they were added in, bar the build time. The checksum covers
+//!   everything after its own field, so not the build time: it is the
+//!   hub's ETag, and sensors re-download only when the content changed.
+//!   Magic, version and flags before it are checked for exact values.
 //! - **Memory** per indicator: a 20-byte entry record, the value's bytes
 //!   once, 12 bytes of table and 1.5 bytes of filter — about 54 bytes for
 //!   domains of 20 characters, and the file is the resident form.
@@ -70,7 +72,7 @@
 //!
 //! ```text
 //! 0    magic "KHIENSNP"                      8    format version u32, flags u32 (0)
-//! 16   built_at, Unix seconds i64            24   checksum u64: xxh3 of bytes[8..24] ++ bytes[32..]
+//! 16   built_at, Unix seconds i64            24   checksum u64: xxh3 of bytes[32..]
 //! 32   total u64                             40   counts u64 × 6: domains, ipv4, ipv6, cidrs, urls, hashes
 //! 88   domain label counts listed u128       104  … of exact-host domains u128   (bit n = n labels)
 //! 120  IPv4 prefix lengths u64 (bit n = /n)  128  IPv6 prefix lengths u64 × 3 (bits 0..=128)
@@ -183,7 +185,8 @@ pub struct SnapshotInfo {
     pub hashes: u64,
     /// All indicators, the sum of the counts above.
     pub total: u64,
-    /// xxh3 of the file but its magic and this field; the hub's ETag.
+    /// xxh3 of the file after this field: of the content, not of the
+    /// build time. The hub's ETag.
     pub checksum: u64,
     /// Size of the file.
     pub byte_len: u64,

@@ -41,16 +41,19 @@ impl Snapshot {
         if bytes.get(..8) != Some(&MAGIC[..]) {
             return Err(Error::BadMagic);
         }
-        let version = u32_at(&bytes, OFF_VERSION).unwrap_or(0);
+        let truncated_header = Error::Truncated {
+            section: "header",
+            needed: DATA_START as u64,
+            available,
+        };
+        let Some(version) = u32_at(&bytes, OFF_VERSION) else {
+            return Err(truncated_header);
+        };
         if version != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion { found: version });
         }
         if bytes.len() < DATA_START {
-            return Err(Error::Truncated {
-                section: "header",
-                needed: DATA_START as u64,
-                available,
-            });
+            return Err(truncated_header);
         }
         let header = |at| u64_at(&bytes, at).unwrap_or(0);
         let corrupt = |reason: String| Error::Corrupt { reason };
@@ -458,5 +461,118 @@ fn last_dot_before(dots: &[u64; 4], end: usize) -> Option<usize> {
         }
         word = word.checked_sub(1)?;
         bits = *dots.get(word)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use khien_model::{ObservableKind, ThreatType};
+
+    use super::*;
+    use crate::{Entry, SnapshotBuilder};
+
+    fn sample_bytes() -> Vec<u8> {
+        let mut b = SnapshotBuilder::new();
+        let entries = [
+            (ObservableKind::Domain, "evil.com", false),
+            (ObservableKind::Domain, "b.evil.com", false),
+            (ObservableKind::Domain, "host.example", true),
+            (ObservableKind::Ipv4, "192.0.2.1", false),
+            (ObservableKind::Ipv6, "2001:db8::1", false),
+            (ObservableKind::Cidr, "10.0.0.0/8", false),
+            (ObservableKind::Cidr, "2001:db8:1::/48", false),
+            (ObservableKind::Url, "http://evil.com/x", false),
+            (
+                ObservableKind::Md5,
+                "d41d8cd98f00b204e9800998ecf8427e",
+                false,
+            ),
+        ];
+        for (i, (kind, value, exact_host)) in entries.into_iter().enumerate() {
+            b.add(&Entry {
+                id: i as i64,
+                kind,
+                value,
+                exact_host,
+                family: Some("fam"),
+                threat_type: ThreatType::Phishing,
+            })
+            .unwrap();
+        }
+        b.build(DateTime::from_timestamp(0, 0).unwrap())
+    }
+
+    fn look_everything_up(s: &Snapshot) {
+        for name in [
+            "evil.com",
+            "a.b.evil.com",
+            "host.example",
+            "x.host.example",
+            "c.d",
+        ] {
+            let _ = s.match_domain(name.as_bytes());
+        }
+        for ip in [
+            "192.0.2.1",
+            "10.1.1.1",
+            "2001:db8::1",
+            "2001:db8:1::5",
+            "::ffff:10.0.0.1",
+        ] {
+            let _ = s.match_ip(ip.parse().unwrap());
+        }
+        let _ = s.match_url("http://evil.com/x");
+        let _ = s.match_hash("d41d8cd98f00b204e9800998ecf8427e");
+    }
+
+    /// A file can pass the checksum and still lie (a buggy or hostile
+    /// writer): every byte changed, checksum fixed up, must load or be
+    /// refused, and lookups must not panic.
+    #[test]
+    fn a_lying_file_with_a_good_checksum_never_panics() {
+        let good = sample_bytes();
+        for i in OFF_CHECKSUM + 8..good.len() {
+            for x in [0x01u8, 0x10, 0x80, 0xff] {
+                let mut b = good.clone();
+                b[i] ^= x;
+                let sum = checksum_of(&b);
+                b[OFF_CHECKSUM..OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
+                if let Ok(s) = Snapshot::from_bytes(b) {
+                    look_everything_up(&s);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_table_without_an_empty_slot_ends_the_probe() {
+        // Every slot taken by a fingerprint no key has: lookups walk the
+        // whole table once, then give up.
+        let mut b = sample_bytes();
+        let slots = Snapshot::from_bytes(b.clone()).unwrap().sections[SLOTS].clone();
+        for at in slots.step_by(SLOT_LEN) {
+            b[at..at + 4].copy_from_slice(&2u32.to_le_bytes());
+        }
+        let sum = checksum_of(&b);
+        b[OFF_CHECKSUM..OFF_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
+        let s = Snapshot::from_bytes(b).unwrap();
+        look_everything_up(&s);
+        assert!(s.match_domain(b"evil.com").is_none());
+    }
+
+    #[test]
+    fn last_dot_before_walks_every_word() {
+        let mut dots = [0u64; 4];
+        for p in [3usize, 63, 64, 130, 200] {
+            dots[p / 64] |= 1 << (p % 64);
+        }
+        assert_eq!(last_dot_before(&dots, 253), Some(200));
+        assert_eq!(last_dot_before(&dots, 200), Some(130));
+        assert_eq!(last_dot_before(&dots, 130), Some(64));
+        assert_eq!(last_dot_before(&dots, 64), Some(63));
+        assert_eq!(last_dot_before(&dots, 63), Some(3));
+        assert_eq!(last_dot_before(&dots, 3), None);
+        assert_eq!(last_dot_before(&dots, 0), None);
+        assert_eq!(last_dot_before(&dots, 256), Some(200));
     }
 }
