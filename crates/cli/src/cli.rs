@@ -50,6 +50,9 @@ pub enum Command {
     /// Run a sensor: match DNS and flow telemetry against a snapshot,
     /// aggregate hits and ship them.
     Sensor(crate::sensor::SensorArgs),
+    /// Administration: API keys.
+    #[command(subcommand)]
+    Admin(crate::admin::AdminCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +70,11 @@ pub enum IntelCommand {
     Expire(ExpireArgs),
     /// Re-apply warninglists to every stored indicator.
     Allowlist(WarninglistArgs),
+    /// Build the sensors' match snapshot from the active indicators.
+    Snapshot(SnapshotArgs),
+    /// Mark domains exact-host: they match only themselves, not their
+    /// subdomains (a bad site on a shared-hosting name).
+    ExactHost(ExactHostArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,6 +142,10 @@ pub struct ImportArgs {
     /// Records per transaction.
     #[arg(long, default_value_t = 50_000)]
     pub batch_size: usize,
+    /// Mark every domain of this import exact-host: it will match only
+    /// itself, not its subdomains (shared hosting).
+    #[arg(long)]
+    pub exact_host: bool,
     #[command(flatten)]
     pub warninglists: WarninglistArgs,
 }
@@ -218,4 +230,21 @@ pub struct ExpireArgs {
     /// Keep expired entries this many days before removing them.
     #[arg(long, default_value_t = 0)]
     pub grace_days: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The snapshot file (written under a temporary name, then renamed).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ExactHostArgs {
+    /// Domains already imported as indicators.
+    #[arg(required = true, value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// Remove the mark instead: subdomains match again.
+    #[arg(long)]
+    pub off: bool,
 }

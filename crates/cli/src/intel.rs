@@ -22,7 +22,8 @@ use serde::Serialize;
 
 use crate::cli::Global;
 use crate::cli::{
-    ExpireArgs, FilterArgs, ImportArgs, ImportFormat, IntelCommand, SearchArgs, WarninglistArgs,
+    ExactHostArgs, ExpireArgs, FilterArgs, ImportArgs, ImportFormat, IntelCommand, SearchArgs,
+    SnapshotArgs, WarninglistArgs,
 };
 use crate::i18n::t;
 use crate::output;
@@ -40,6 +41,8 @@ pub fn run(global: &Global, cmd: IntelCommand) -> anyhow::Result<ExitCode> {
         IntelCommand::Stats => stats(global),
         IntelCommand::Expire(args) => expire(global, args),
         IntelCommand::Allowlist(args) => reapply_allowlist(global, args),
+        IntelCommand::Snapshot(args) => snapshot(global, args),
+        IntelCommand::ExactHost(args) => exact_host(global, args),
     }
 }
 
@@ -196,7 +199,8 @@ fn import(global: &Global, args: ImportArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     // With --strict the whole run is one transaction: the first bad record
     // in any file aborts it and nothing is written.
-    let importer = store.import(args.strict)?;
+    let mut importer = store.import(args.strict)?;
+    importer.mark_exact_host(args.exact_host);
     // Two threads: this one reads, parses and checks warninglists; the
     // writer stores. A bounded channel keeps at most two batches in flight.
     let reports = std::thread::scope(|scope| -> anyhow::Result<Vec<ImportReport>> {
@@ -673,6 +677,115 @@ fn reapply_allowlist(global: &Global, args: WarninglistArgs) -> anyhow::Result<E
         output::json(&serde_json::json!({ "changed": changed }))?;
     } else {
         output::line(&t("allowlist.done", &[("changed", &changed)]));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds the matcher snapshot and writes it atomically: a sensor reading
+/// the file never sees half of it.
+fn snapshot(global: &Global, args: SnapshotArgs) -> anyhow::Result<ExitCode> {
+    let mut store = open_store(global)?;
+    let (bytes, summary) = khien_hub::build_from_store(&mut store, Utc::now())?;
+    write_atomically(&args.out, &bytes)?;
+    if global.json {
+        output::json(&summary)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    output::line(&t(
+        "snapshot.done",
+        &[
+            ("path", &args.out.display()),
+            ("indicators", &summary.indicators),
+            ("domains", &summary.domains),
+            ("ipv4", &summary.ipv4),
+            ("ipv6", &summary.ipv6),
+            ("cidrs", &summary.cidrs),
+            ("urls", &summary.urls),
+            ("hashes", &summary.hashes),
+            ("rejected", &summary.rejected),
+            ("bytes", &summary.bytes),
+            ("checksum", &summary.checksum_hex()),
+        ],
+    ));
+    for r in &summary.rejections {
+        output::note(&format!(
+            "  {}",
+            t(
+                "snapshot.rejected",
+                &[
+                    ("kind", &r.kind),
+                    ("value", &r.value),
+                    ("reason", &r.reason)
+                ]
+            )
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it and renames
+/// it into place.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let written = File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .with_context(|| format!("writing {}", tmp.display()))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn exact_host(global: &Global, args: ExactHostArgs) -> anyhow::Result<ExitCode> {
+    // Every argument is checked before anything changes.
+    let domains = args
+        .domains
+        .iter()
+        .map(|d| {
+            Observable::parse(ObservableKind::Domain, d).with_context(|| format!("domain {d:?}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut store = open_store(global)?;
+    let mut missing = Vec::new();
+    let mut done = Vec::new();
+    for d in &domains {
+        if store.set_exact_host(d, !args.off)? {
+            done.push(d.value().to_string());
+        } else {
+            missing.push(d.value().to_string());
+        }
+    }
+    if global.json {
+        output::json(&serde_json::json!({
+            "exact_host": !args.off,
+            "domains": done,
+            "missing": missing,
+        }))?;
+    } else {
+        let key = if args.off {
+            "exact_host.off"
+        } else {
+            "exact_host.on"
+        };
+        for d in &done {
+            output::line(&t(key, &[("domain", d)]));
+        }
+    }
+    if !missing.is_empty() {
+        bail!(t("exact_host.missing", &[("domains", &missing.join(", "))]));
     }
     Ok(ExitCode::SUCCESS)
 }

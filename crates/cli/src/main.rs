@@ -4,9 +4,11 @@
 //! Exit codes: 0 success; 1 findings (e.g. `intel search` found an active
 //! indicator); 2 error (bad arguments, unreadable input, `--strict` abort).
 
+mod admin;
 mod cli;
 mod i18n;
 mod intel;
+mod logging;
 mod output;
 mod sensor;
 mod serve;
@@ -37,5 +39,6 @@ fn run(args: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Intel(cmd) => intel::run(&args.global, cmd),
         cli::Command::Serve(serve_args) => serve::run(&args.global, serve_args),
         cli::Command::Sensor(sensor_args) => sensor::run(&args.global, sensor_args),
+        cli::Command::Admin(cmd) => admin::run(&args.global, cmd),
     }
 }

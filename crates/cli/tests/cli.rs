@@ -64,6 +64,9 @@ fn postgres() -> Option<Db> {
     })
 }
 
+#[path = "cli/hub.rs"]
+mod hub;
+
 fn both(test: impl Fn(&Db)) {
     test(&sqlite());
     if let Some(db) = postgres() {

@@ -1,0 +1,284 @@
+//! The hub's commands: `intel snapshot`, `intel exact-host`,
+//! `import --exact-host`, `admin api-key`, `serve`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+
+use khien_matcher::Snapshot;
+
+use super::{Db, both, fixture, json, khien};
+
+/// Runs `intel snapshot` into a temporary file and loads it.
+fn snapshot(db: &Db) -> (serde_json::Value, Snapshot) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sub/snapshot.bin");
+    let summary = json(
+        db,
+        &["intel", "snapshot", "--out", &path.display().to_string()],
+    );
+    let bytes = std::fs::read(&path).expect("snapshot written");
+    let leftovers: Vec<_> = std::fs::read_dir(path.parent().expect("dir"))
+        .expect("dir")
+        .collect();
+    assert_eq!(leftovers.len(), 1, "no temporary file left");
+    let snap = Snapshot::from_bytes(bytes).expect("the file loads");
+    (summary, snap)
+}
+
+fn matches(snap: &Snapshot, name: &str) -> bool {
+    snap.match_domain(name.as_bytes()).is_some()
+}
+
+#[test]
+fn intel_snapshot_matches_subdomains_and_leaves_out_allowlisted() {
+    both(|db| {
+        json(
+            db,
+            &["intel", "import", &fixture("mixed.txt"), "--source", "t"],
+        );
+        let (summary, snap) = snapshot(db);
+        // evil-c2.com, the URL, 1.2.3.4 and the network; google.com and
+        // 8.8.8.8 are allow-listed.
+        assert_eq!(summary["indicators"], 4, "{summary}");
+        assert_eq!(summary["domains"], 1, "{summary}");
+        assert_eq!(summary["rejected"], 0, "{summary}");
+        assert_eq!(
+            summary["checksum"].as_str(),
+            Some(format!("{:016x}", snap.info().checksum).as_str())
+        );
+        assert!(matches(&snap, "evil-c2.com"));
+        assert!(matches(&snap, "www.EVIL-C2.com."));
+        assert!(!matches(&snap, "google.com"), "allow-listed");
+        assert!(snap.match_ip("8.8.8.8".parse().expect("ip")).is_none());
+        assert!(snap.match_ip("185.234.72.9".parse().expect("ip")).is_some());
+
+        // Human output names counts and the checksum.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.bin").display().to_string();
+        let out = khien(db, &["intel", "snapshot", "--out", &path]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("4 indicators") && text.contains("checksum"),
+            "{text}"
+        );
+        // A file cannot be made below a file: exit 2, nothing left behind.
+        let below_file = format!("{path}/s.bin");
+        let out = khien(db, &["intel", "snapshot", "--out", &below_file]);
+        assert_eq!(out.status.code(), Some(2));
+    });
+}
+
+#[test]
+fn exact_host_marks_stop_subdomain_matches() {
+    both(|db| {
+        json(
+            db,
+            &["intel", "import", &fixture("mixed.txt"), "--source", "t"],
+        );
+        let v = json(db, &["intel", "exact-host", "EVIL-C2.com"]);
+        assert_eq!(v["domains"], serde_json::json!(["evil-c2.com"]), "{v}");
+        let (_, snap) = snapshot(db);
+        assert!(matches(&snap, "evil-c2.com"));
+        assert!(!matches(&snap, "www.evil-c2.com"), "exact host only");
+
+        json(db, &["intel", "exact-host", "--off", "evil-c2.com"]);
+        let (_, snap) = snapshot(db);
+        assert!(matches(&snap, "www.evil-c2.com"));
+
+        let out = khien(
+            db,
+            &["intel", "exact-host", "evil-c2.com", "unknown.example"],
+        );
+        assert_eq!(out.status.code(), Some(2), "a missing domain is an error");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("unknown.example"));
+        let out = khien(db, &["intel", "exact-host", "1.2.3.4"]);
+        assert_eq!(out.status.code(), Some(2), "not a domain");
+    });
+}
+
+#[test]
+fn import_exact_host_marks_every_domain_of_the_import() {
+    both(|db| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shared = dir.path().join("shared.txt");
+        std::fs::write(
+            &shared,
+            "site1.sharedhost.example\nsite2.sharedhost.example\n",
+        )
+        .expect("write");
+        let plain = dir.path().join("plain.txt");
+        std::fs::write(&plain, "bad.example\n").expect("write");
+        let p = |p: &std::path::Path| p.display().to_string();
+        json(db, &["intel", "import", &p(&shared), "--exact-host"]);
+        json(db, &["intel", "import", &p(&plain)]);
+        let (_, snap) = snapshot(db);
+        assert!(matches(&snap, "site1.sharedhost.example"));
+        assert!(!matches(&snap, "www.site1.sharedhost.example"));
+        assert!(
+            matches(&snap, "www.bad.example"),
+            "the other import is untouched"
+        );
+    });
+}
+
+#[test]
+fn admin_api_key_create_list_revoke() {
+    both(|db| {
+        let out = khien(
+            db,
+            &[
+                "admin",
+                "api-key",
+                "create",
+                "--name",
+                "sensor-1",
+                "--scope",
+                "hits:write",
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let secret = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(secret.starts_with("khk_") && secret.len() == 47, "{secret}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("shown only once"), "{err}");
+
+        let v = json(
+            db,
+            &[
+                "admin",
+                "api-key",
+                "create",
+                "--name",
+                "analyst",
+                "--scope",
+                "read",
+                "--scope",
+                "hits:write",
+            ],
+        );
+        assert!(v["secret"].as_str().is_some_and(|s| s.starts_with("khk_")));
+        assert_eq!(
+            v["key"]["scopes"],
+            serde_json::json!(["read", "hits:write"])
+        );
+
+        let mut store = khien_store::Store::open(&db.url).expect("store");
+        let key = store
+            .verify_api_key(&secret)
+            .expect("verify")
+            .expect("valid");
+        assert_eq!(key.name, "sensor-1");
+        drop(store);
+
+        let listed = json(db, &["admin", "api-key", "list"]);
+        let keys = listed.as_array().expect("array");
+        assert_eq!(keys.len(), 2);
+        assert!(
+            !listed.to_string().contains(&secret),
+            "secrets are never listed"
+        );
+        let text =
+            String::from_utf8_lossy(&khien(db, &["admin", "api-key", "list"]).stdout).to_string();
+        assert!(
+            text.contains("sensor-1") && text.contains(&secret[..12]),
+            "{text}"
+        );
+
+        let out = khien(db, &["admin", "api-key", "revoke", "sensor-1"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed = json(db, &["admin", "api-key", "list"]);
+        assert!(listed[0]["revoked_at"].is_string(), "{listed}");
+        assert!(listed[1]["revoked_at"].is_null(), "{listed}");
+        let mut store = khien_store::Store::open(&db.url).expect("store");
+        assert!(store.verify_api_key(&secret).expect("verify").is_none());
+        drop(store);
+
+        let out = khien(db, &["admin", "api-key", "revoke", "sensor-1"]);
+        assert_eq!(out.status.code(), Some(2), "nothing left to revoke");
+        let id = listed[1]["id"].to_string();
+        let out = khien(db, &["admin", "api-key", "revoke", "--id", &id]);
+        assert_eq!(out.status.code(), Some(0));
+        let out = khien(
+            db,
+            &[
+                "admin", "api-key", "create", "--name", "x", "--scope", "admin",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "unknown scope");
+    });
+}
+
+/// One HTTP/1.1 request over a plain socket; returns the status line and
+/// the body.
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read");
+    let status = reply.lines().next().unwrap_or("").to_string();
+    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[test]
+fn serve_prints_its_address_answers_and_stops_on_sigterm() {
+    both(|db| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_khien"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                &db.url,
+                "--lang",
+                "en",
+            ])
+            .env("KHIEN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn khien serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        let addr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .expect("address")
+            .to_string();
+        let (status, body) = http_get(&addr, "/healthz");
+        assert!(status.contains("200"), "{status}");
+        assert_eq!(body, "ok\n");
+        let (status, body) = http_get(&addr, "/api/v1/snapshots/latest");
+        assert!(status.contains("401"), "{status}");
+        assert!(body.contains("urn:khien:problem:unauthorized"), "{body}");
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
