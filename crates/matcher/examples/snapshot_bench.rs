@@ -3,7 +3,7 @@
 //! and hits, with a same-run baseline (a `HashSet<String>` of the listed
 //! domains probed with every suffix of the name).
 //!
-//! `cargo run --release -p khien-matcher --example snapshot_bench -- 10000000`
+//! `cargo run --release -p khien-matcher --example snapshot_bench -- 10000000 [lookups]`
 //!
 //! Indicators: 90 % domains (word-like labels, a quarter with a subdomain,
 //! a Vietnamese-heavy mix of TLDs, about 20 characters), 8 % IPv4, 1 %
@@ -263,7 +263,9 @@ fn main() {
 
     // Lookups: unlisted names as resolvers see them (a few hit by chance),
     // and listed names or hosts under them.
-    let lookups = 2_000_000;
+    let lookups: usize = std::env::args()
+        .nth(2)
+        .map_or(2_000_000, |a| a.parse().unwrap());
     let miss_names = Names::new((0..lookups).map(|_| rng.query()));
     let misses = miss_names.all();
     let hit_names = Names::new((0..lookups / 4).map(|_| {

@@ -121,7 +121,11 @@ impl SnapshotBuilder {
                 }
             }
             ObservableKind::Cidr => {
-                let net: IpNet = value.parse().map_err(|_| invalid("not a network"))?;
+                // A bare address is its host network.
+                let net: IpNet = value
+                    .parse()
+                    .or_else(|_| value.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| invalid("not a network"))?;
                 let net = unmap_net(net.trunc());
                 canonical = Some(net.to_string());
                 let len = net.prefix_len();

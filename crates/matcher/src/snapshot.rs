@@ -8,10 +8,14 @@ use ipnet::IpNet;
 
 use crate::hash::{
     HIGH_BITS, SEED_DOMAIN, avalanche, cidr4_hash, cidr6_hash, digest_hash, dot_bits, fast_range,
-    filter_has, fingerprint, ipv4_hash, ipv6_hash, label_step, load, tail, url_hash,
+    filter_has, fingerprint, ipv4_hash, ipv6_hash, label_step, load, short_label_step, tail,
+    url_hash,
 };
 use crate::layout::*;
 use crate::{Error, FORMAT_VERSION, Hit, MAGIC, SnapshotInfo};
+
+const LEVEL_SUFFIX: u8 = 1;
+const LEVEL_WHOLE: u8 = 2;
 
 /// A loaded snapshot: the file's bytes, checked, and a few header fields.
 /// Immutable; share it between threads with an `Arc`.
@@ -21,10 +25,10 @@ pub struct Snapshot {
     info: SnapshotInfo,
     sections: [Range<usize>; 6],
     slot_count: u64,
-    /// Bit n: some domain that matches its subdomains has n labels.
-    levels_any: u128,
-    /// `levels_any` plus the label counts of exact-host domains.
-    levels_whole: u128,
+    /// Per label count: whether a suffix of that many labels can hit
+    /// (`LEVEL_SUFFIX`: some domain with subdomains has them) and whether a
+    /// whole name can (`LEVEL_WHOLE`: exact-host domains too).
+    levels: [u8; 129],
     /// Highest label count listed: labels further left are never hashed.
     max_level: u32,
     /// Prefix lengths listed, longest first.
@@ -129,6 +133,11 @@ impl Snapshot {
 
         let levels_any = u128_at(&bytes, OFF_LEVELS_ANY).unwrap_or(0);
         let levels_whole = levels_any | u128_at(&bytes, OFF_LEVELS_EXACT).unwrap_or(0);
+        let mut levels = [0u8; 129];
+        for (n, l) in levels.iter_mut().enumerate().take(128) {
+            *l = (levels_any >> n & 1) as u8 * LEVEL_SUFFIX
+                | (levels_whole >> n & 1) as u8 * LEVEL_WHOLE;
+        }
         let v4 = header(OFF_V4_LENGTHS);
         let v6 = [
             header(OFF_V6_LENGTHS),
@@ -154,8 +163,7 @@ impl Snapshot {
             info,
             sections,
             slot_count,
-            levels_any,
-            levels_whole,
+            levels,
             max_level: 128 - levels_whole.leading_zeros(),
             v4_lengths: (0..=32u8).rev().filter(|l| v4 >> l & 1 == 1).collect(),
             v6_lengths: (0..=128u8)
@@ -233,6 +241,12 @@ impl Snapshot {
     /// its fingerprint that `accept` takes.
     #[inline(always)]
     fn probe(&self, h: u64, accept: impl Fn(&[u8]) -> bool) -> Option<Hit<'_>> {
+        self.hit(self.entry(self.probe_index(h, accept)?)?)
+    }
+
+    /// As [`probe`](Self::probe), the entry's index.
+    #[inline(always)]
+    fn probe_index(&self, h: u64, accept: impl Fn(&[u8]) -> bool) -> Option<u64> {
         let slots = self.section(SLOTS);
         let want = fingerprint(h);
         let mut s = fast_range(h, self.slot_count);
@@ -246,7 +260,7 @@ impl Snapshot {
                 && let Some(e) = self.entry(slot >> 32)
                 && accept(e)
             {
-                return self.hit(e);
+                return Some(slot >> 32);
             }
             s += 1;
             if s == self.slot_count {
@@ -258,8 +272,11 @@ impl Snapshot {
 
     /// A domain entry equal to `suffix` (any case; values are stored
     /// lowercase); exact-host entries only if the suffix is the whole name.
-    fn probe_domain(&self, h: u64, suffix: &[u8], whole: bool) -> Option<Hit<'_>> {
-        self.probe(h, |e| {
+    /// Out of line: rarely called (the filter answers most lookups), and
+    /// inlined it would make every lookup set up the table's sections.
+    #[inline(never)]
+    fn probe_domain(&self, h: u64, suffix: &[u8], whole: bool) -> Option<u64> {
+        self.probe_index(h, |e| {
             e.get(16) == Some(&KIND_DOMAIN)
                 && (whole || e.get(18).is_some_and(|f| f & FLAG_EXACT_HOST == 0))
                 && self
@@ -275,26 +292,7 @@ impl Snapshot {
     pub fn match_domain(&self, name: &[u8]) -> Option<Hit<'_>> {
         let name = name.strip_suffix(b".").unwrap_or(name);
         let len = name.len();
-        if self.levels_whole == 0 || len == 0 || len > MAX_NAME {
-            return None;
-        }
-        // Eight bytes at a time: where the dots are, and whether all is
-        // ASCII. Branches that depend on the name cost more than the
-        // arithmetic, so there are few.
-        let mut dots = [0u64; 4];
-        let mut bytes_or = 0u64;
-        let mut at = 0;
-        while at < len {
-            let w = if len - at >= 8 {
-                load(name, at)
-            } else {
-                tail(name, at, len)
-            };
-            bytes_or |= w;
-            *dots.get_mut(at / 64)? |= dot_bits(w) << (at % 64);
-            at += 8;
-        }
-        if bytes_or & HIGH_BITS != 0 {
+        if self.max_level == 0 || len == 0 || len > MAX_NAME {
             return None;
         }
         let filter = self.section(DOMAIN_FILTER);
@@ -302,36 +300,70 @@ impl Snapshot {
         let mut end = len;
         let mut level = 0u32;
         let mut best = None;
-        // Label by label from the right, extending the suffix hash. The
-        // least specific suffix comes first, so a later hit replaces an
-        // earlier one.
+        // Every byte read, to check the name is ASCII at the end.
+        let mut bytes_or = 0u64;
+        // Label by label from the right, eight bytes at a time: find the
+        // dot, extend the suffix hash by the label. The least specific
+        // suffix comes first, so a later hit replaces an earlier one.
+        // Branches that depend on the name cost more than arithmetic here,
+        // so there are few.
         loop {
-            let dot = last_dot_before(&dots, end);
+            // The eight bytes before `end` hold a label of up to seven
+            // bytes and its dot, or its last eight bytes.
+            let mut window_end = end;
+            let mut last_word = 0;
+            let dot = loop {
+                let (w, from) = if window_end >= 8 {
+                    (load(name, window_end - 8), window_end - 8)
+                } else if window_end == 0 {
+                    break None;
+                } else {
+                    (tail(name, 0, window_end), 0)
+                };
+                if window_end == end {
+                    last_word = w;
+                }
+                bytes_or |= w;
+                let dots = dot_bits(w);
+                if dots != 0 {
+                    break Some(from + 63 - dots.leading_zeros() as usize);
+                }
+                if from == 0 {
+                    break None;
+                }
+                window_end = from;
+            };
             let start = dot.map_or(0, |d| d + 1);
-            if start == end {
+            let label_len = end - start;
+            if label_len == 0 {
                 return None;
             }
             level += 1;
             if level <= self.max_level {
-                state = label_step(state, name, start, end);
-                let whole = dot.is_none();
-                let levels = if whole {
-                    self.levels_whole
+                state = if label_len <= 8 && end >= 8 {
+                    short_label_step(state, label_len, last_word >> ((8 - label_len) * 8))
                 } else {
-                    self.levels_any
+                    label_step(state, name, start, end)
                 };
-                if levels >> level & 1 == 1 {
+                let whole = dot.is_none();
+                let want = if whole { LEVEL_WHOLE } else { LEVEL_SUFFIX };
+                if self
+                    .levels
+                    .get(level as usize)
+                    .is_some_and(|l| l & want != 0)
+                {
                     let h = avalanche(state);
                     if filter_has(filter, h)
-                        && let Some(hit) = self.probe_domain(h, name.get(start..)?, whole)
+                        && let Some(index) = self.probe_domain(h, name.get(start..)?, whole)
                     {
-                        best = Some(hit);
+                        best = Some(index);
                     }
                 }
             }
             match dot {
                 Some(d) => end = d,
-                None => return best,
+                None if bytes_or & HIGH_BITS == 0 => return self.hit(self.entry(best?)?),
+                None => return None,
             }
         }
     }
@@ -450,20 +482,6 @@ impl Snapshot {
     }
 }
 
-/// The position of the last dot before `end` in the bitmap.
-#[inline(always)]
-fn last_dot_before(dots: &[u64; 4], end: usize) -> Option<usize> {
-    let mut word = end / 64;
-    let mut bits = dots.get(word).map_or(0, |w| w & ((1u64 << (end % 64)) - 1));
-    loop {
-        if bits != 0 {
-            return Some(word * 64 + 63 - bits.leading_zeros() as usize);
-        }
-        word = word.checked_sub(1)?;
-        bits = *dots.get(word)?;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use khien_model::{ObservableKind, ThreatType};
@@ -558,21 +576,5 @@ mod tests {
         let s = Snapshot::from_bytes(b).unwrap();
         look_everything_up(&s);
         assert!(s.match_domain(b"evil.com").is_none());
-    }
-
-    #[test]
-    fn last_dot_before_walks_every_word() {
-        let mut dots = [0u64; 4];
-        for p in [3usize, 63, 64, 130, 200] {
-            dots[p / 64] |= 1 << (p % 64);
-        }
-        assert_eq!(last_dot_before(&dots, 253), Some(200));
-        assert_eq!(last_dot_before(&dots, 200), Some(130));
-        assert_eq!(last_dot_before(&dots, 130), Some(64));
-        assert_eq!(last_dot_before(&dots, 64), Some(63));
-        assert_eq!(last_dot_before(&dots, 63), Some(3));
-        assert_eq!(last_dot_before(&dots, 3), None);
-        assert_eq!(last_dot_before(&dots, 0), None);
-        assert_eq!(last_dot_before(&dots, 256), Some(200));
     }
 }

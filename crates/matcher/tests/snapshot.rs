@@ -264,8 +264,12 @@ mod addresses {
 
     #[test]
     fn networks_are_kept_in_network_form() {
-        let s = build(&[(ObservableKind::Cidr, "10.1.2.3/16", false)]);
+        let s = build(&[
+            (ObservableKind::Cidr, "10.1.2.3/16", false),
+            (ObservableKind::Cidr, "192.0.2.1", false),
+        ]);
         assert_eq!(ip_hit(&s, "10.1.200.1").unwrap(), "10.1.0.0/16");
+        assert_eq!(ip_hit(&s, "192.0.2.1").unwrap(), "192.0.2.1/32");
     }
 
     #[test]
