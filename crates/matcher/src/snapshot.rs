@@ -135,8 +135,12 @@ impl Snapshot {
         let levels_whole = levels_any | u128_at(&bytes, OFF_LEVELS_EXACT).unwrap_or(0);
         let mut levels = [0u8; 129];
         for (n, l) in levels.iter_mut().enumerate().take(128) {
-            *l = (levels_any >> n & 1) as u8 * LEVEL_SUFFIX
-                | (levels_whole >> n & 1) as u8 * LEVEL_WHOLE;
+            if levels_any >> n & 1 == 1 {
+                *l |= LEVEL_SUFFIX;
+            }
+            if levels_whole >> n & 1 == 1 {
+                *l |= LEVEL_WHOLE;
+            }
         }
         let v4 = header(OFF_V4_LENGTHS);
         let v6 = [
