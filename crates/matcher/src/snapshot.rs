@@ -243,13 +243,14 @@ impl Snapshot {
 
     /// Walks the probe sequence of `h` and returns the first entry with
     /// its fingerprint that `accept` takes.
-    #[inline(always)]
     fn probe(&self, h: u64, accept: impl Fn(&[u8]) -> bool) -> Option<Hit<'_>> {
         self.hit(self.entry(self.probe_index(h, accept)?)?)
     }
 
-    /// As [`probe`](Self::probe), the entry's index.
-    #[inline(always)]
+    /// As [`probe`](Self::probe), the entry's index. Out of line: rarely
+    /// called (the filters answer most lookups), and inlined it would make
+    /// every lookup set up the table's sections.
+    #[inline(never)]
     fn probe_index(&self, h: u64, accept: impl Fn(&[u8]) -> bool) -> Option<u64> {
         let slots = self.section(SLOTS);
         let want = fingerprint(h);
@@ -276,9 +277,6 @@ impl Snapshot {
 
     /// A domain entry equal to `suffix` (any case; values are stored
     /// lowercase); exact-host entries only if the suffix is the whole name.
-    /// Out of line: rarely called (the filter answers most lookups), and
-    /// inlined it would make every lookup set up the table's sections.
-    #[inline(never)]
     fn probe_domain(&self, h: u64, suffix: &[u8], whole: bool) -> Option<u64> {
         self.probe_index(h, |e| {
             e.get(16) == Some(&KIND_DOMAIN)
@@ -545,6 +543,18 @@ mod tests {
         }
         let _ = s.match_url("http://evil.com/x");
         let _ = s.match_hash("d41d8cd98f00b204e9800998ecf8427e");
+    }
+
+    #[test]
+    fn a_snapshot_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Snapshot>();
+        let s = std::sync::Arc::new(Snapshot::from_bytes(sample_bytes()).unwrap());
+        let t = {
+            let s = s.clone();
+            std::thread::spawn(move || s.match_domain(b"x.evil.com").map(|h| h.id))
+        };
+        assert_eq!(t.join().unwrap(), Some(0));
     }
 
     /// A file can pass the checksum and still lie (a buggy or hostile
