@@ -646,8 +646,81 @@ mod properties {
             .map(|n| n.to_string())
     }
 
+    /// A value of each kind the snapshot takes, normalised.
+    fn any_entry() -> impl Strategy<Value = (ObservableKind, String)> {
+        prop_oneof![
+            name(6).prop_map(|d| (ObservableKind::Domain, d)),
+            any::<u32>().prop_map(|a| (ObservableKind::Ipv4, Ipv4Addr::from(a).to_string())),
+            any::<u128>().prop_map(|a| {
+                let a = std::net::Ipv6Addr::from(a);
+                // Mapped addresses are IPv4 indicators; not this case.
+                let kind = if a.to_ipv4_mapped().is_some() {
+                    ObservableKind::Ipv4
+                } else {
+                    ObservableKind::Ipv6
+                };
+                (
+                    kind,
+                    a.to_ipv4_mapped()
+                        .map_or(a.to_string(), |v4| v4.to_string()),
+                )
+            }),
+            (any::<u32>(), 0u8..32).prop_map(|(a, l)| {
+                (
+                    ObservableKind::Cidr,
+                    Ipv4Net::new(Ipv4Addr::from(a), l)
+                        .unwrap()
+                        .trunc()
+                        .to_string(),
+                )
+            }),
+            (any::<u128>(), 0u8..96).prop_map(|(a, l)| {
+                let net = ipnet::Ipv6Net::new(a.into(), l).unwrap().trunc();
+                (ObservableKind::Cidr, net.to_string())
+            }),
+            "https?://[a-z]{1,8}\\.[a-z]{2,3}/[a-zA-Z0-9/._-]{0,20}"
+                .prop_map(|u| (ObservableKind::Url, u)),
+            "[0-9a-f]{64}".prop_map(|h| (ObservableKind::Sha256, h)),
+            "[0-9a-f]{40}".prop_map(|h| (ObservableKind::Sha1, h)),
+            "[0-9a-f]{32}".prop_map(|h| (ObservableKind::Md5, h)),
+        ]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_entry_of_every_kind_finds_itself(
+            entries in proptest::collection::vec(any_entry(), 1..40),
+        ) {
+            let mut seen = BTreeSet::new();
+            let entries: Vec<(ObservableKind, String)> =
+                entries.into_iter().filter(|e| seen.insert(e.clone())).collect();
+            let list: Vec<_> = entries.iter().map(|(k, v)| (*k, v.as_str(), false)).collect();
+            let s = build(&list);
+            prop_assert_eq!(s.len(), entries.len());
+            for (i, (kind, value)) in entries.iter().enumerate() {
+                let hit = match kind {
+                    ObservableKind::Domain => s.match_domain(value.as_bytes()),
+                    ObservableKind::Ipv4 | ObservableKind::Ipv6 => s.match_ip(value.parse().unwrap()),
+                    ObservableKind::Url => s.match_url(value),
+                    ObservableKind::Cidr => {
+                        // The network's first address hits it or a longer
+                        // listed network or address.
+                        let net: ipnet::IpNet = value.parse().unwrap();
+                        let hit = s.match_ip(net.network()).unwrap();
+                        if hit.kind == ObservableKind::Cidr {
+                            let got: ipnet::IpNet = hit.value.parse().unwrap();
+                            prop_assert!(got.prefix_len() >= net.prefix_len() && got.contains(&net.network()));
+                        }
+                        continue;
+                    }
+                    _ => s.match_hash(&value.to_uppercase()),
+                };
+                let hit = hit.unwrap();
+                prop_assert_eq!((hit.kind, hit.value, hit.id), (*kind, value.as_str(), i as i64 + 100));
+            }
+        }
 
         #[test]
         fn domains_agree_with_a_naive_suffix_matcher(
