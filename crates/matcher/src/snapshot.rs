@@ -29,7 +29,8 @@ pub struct Snapshot {
     /// (`LEVEL_SUFFIX`: some domain with subdomains has them) and whether a
     /// whole name can (`LEVEL_WHOLE`: exact-host domains too).
     levels: [u8; 129],
-    /// Highest label count listed: labels further left are never hashed.
+    /// Highest label count listed (0: no domains): labels further left are
+    /// never hashed.
     max_level: u32,
     /// Prefix lengths listed, longest first.
     v4_lengths: Vec<u8>,
@@ -168,7 +169,8 @@ impl Snapshot {
             sections,
             slot_count,
             levels,
-            max_level: 128 - levels_whole.leading_zeros(),
+            // Bit n is n labels; no domains, no level.
+            max_level: 127u32.saturating_sub(levels_whole.leading_zeros()),
             v4_lengths: (0..=32u8).rev().filter(|l| v4 >> l & 1 == 1).collect(),
             v6_lengths: (0..=128u8)
                 .rev()
