@@ -43,7 +43,8 @@ fn main() {
         } else {
             format!("www.site{i}.example.com.vn.")
         };
-        let payload = encode_client_query(client, 40000, &name, 1, 1_764_079_200_000 + i64::from(i));
+        let payload =
+            encode_client_query(client, 40000, &name, 1, 1_764_079_200_000 + i64::from(i));
         encode_data(&payload, &mut pool);
         ends.push(pool.len());
     }

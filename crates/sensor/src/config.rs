@@ -208,22 +208,21 @@ impl SensorConfig {
         inputs: Vec<InputConfig>,
         outputs: Vec<OutputConfig>,
     ) -> SensorConfig {
-        let snapshot =
-            if snapshot.starts_with("http://") || snapshot.starts_with("https://") {
-                SnapshotConfig {
-                    file: None,
-                    url: Some(snapshot.to_owned()),
-                    api_key_env: None,
-                    refresh_seconds: default_snapshot_refresh(),
-                }
-            } else {
-                SnapshotConfig {
-                    file: Some(PathBuf::from(snapshot)),
-                    url: None,
-                    api_key_env: None,
-                    refresh_seconds: default_snapshot_refresh(),
-                }
-            };
+        let snapshot = if snapshot.starts_with("http://") || snapshot.starts_with("https://") {
+            SnapshotConfig {
+                file: None,
+                url: Some(snapshot.to_owned()),
+                api_key_env: None,
+                refresh_seconds: default_snapshot_refresh(),
+            }
+        } else {
+            SnapshotConfig {
+                file: Some(PathBuf::from(snapshot)),
+                url: None,
+                api_key_env: None,
+                refresh_seconds: default_snapshot_refresh(),
+            }
+        };
         SensorConfig {
             sensor: default_sensor_name(),
             state_dir: default_state_dir(),
@@ -282,9 +281,8 @@ impl SensorConfig {
                     }
                 }
                 InputConfig::File { format, .. } | InputConfig::Stdin { format } => {
-                    LineFormat::from_str(format).map_err(|e| {
-                        Error::Config(format!("input {n}: format `{format}`: {e}"))
-                    })?;
+                    LineFormat::from_str(format)
+                        .map_err(|e| Error::Config(format!("input {n}: format `{format}`: {e}")))?;
                     if matches!(input, InputConfig::Stdin { .. }) {
                         stdin += 1;
                     }
@@ -450,7 +448,9 @@ url = "http://127.0.0.1:8080"
         let c = SensorConfig::from_toml(text).unwrap();
         assert_eq!(c.bucket_seconds, 600);
         assert_eq!(c.inputs.len(), 3);
-        assert!(matches!(c.outputs[0], OutputConfig::Hub { spool_max_bytes, .. } if spool_max_bytes == 1 << 30));
+        assert!(
+            matches!(c.outputs[0], OutputConfig::Hub { spool_max_bytes, .. } if spool_max_bytes == 1 << 30)
+        );
     }
 
     #[test]

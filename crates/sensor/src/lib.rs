@@ -153,8 +153,10 @@ impl Sensor {
     pub fn build(config: SensorConfig) -> Result<Sensor, Error> {
         config.validate()?;
         let io = |what: String| move |e: std::io::Error| Error::Io(format!("{what}: {e}"));
-        std::fs::create_dir_all(&config.state_dir)
-            .map_err(io(format!("state directory {}", config.state_dir.display())))?;
+        std::fs::create_dir_all(&config.state_dir).map_err(io(format!(
+            "state directory {}",
+            config.state_dir.display()
+        )))?;
         let metrics = Arc::new(Metrics::default());
         let mut state = SensorState::load(&config.state_dir)?;
 
@@ -289,7 +291,9 @@ impl Sensor {
                 Bound::Dnstap(DnstapListener::Tcp(l), _) => {
                     l.local_addr().ok().map(|a| (i, BoundInput::Tcp(a)))
                 }
-                Bound::Dnstap(DnstapListener::Unix(_, p), _) => Some((i, BoundInput::Unix(p.clone()))),
+                Bound::Dnstap(DnstapListener::Unix(_, p), _) => {
+                    Some((i, BoundInput::Unix(p.clone())))
+                }
                 _ => None,
             })
             .collect()
@@ -416,7 +420,8 @@ impl Sensor {
         // The caller's stop reaches the sources through a watcher, so the
         // aggregator below sees every unit they sent before it flushes.
         let watcher = {
-            let (stop, source_stop, done) = (stop.clone(), source_stop.clone(), background_stop.clone());
+            let (stop, source_stop, done) =
+                (stop.clone(), source_stop.clone(), background_stop.clone());
             std::thread::Builder::new()
                 .name("stop".into())
                 .spawn(move || {

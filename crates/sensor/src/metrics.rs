@@ -110,27 +110,118 @@ impl Metrics {
             let _ = writeln!(out, "{name}{{{label}}} {value}");
         };
         let g = Self::get;
-        counter("sensor_events_total", "Telemetry records decoded.", g(&self.events), "counter");
-        counter("sensor_units_read_total", "Lines, frames and datagrams read.", g(&self.units_read), "counter");
-        counter("sensor_hits_total", "Events that matched an indicator.", g(&self.hits), "counter");
-        counter("sensor_hit_records_total", "Aggregated hit records handed to outputs.", g(&self.hit_records), "counter");
-        counter("sensor_drops_total", "Events dropped because workers were behind.", g(&self.drops), "counter");
-        counter("sensor_spool_bytes", "Bytes in the disk spool.", g(&self.spool_bytes), "gauge");
-        counter("sensor_spool_batches", "Batches in the disk spool.", g(&self.spool_batches), "gauge");
-        counter("sensor_spool_dropped_batches_total", "Batches dropped because the spool was full.", g(&self.spool_dropped_batches), "counter");
-        counter("sensor_hub_batches_sent_total", "Batches the hub accepted.", g(&self.hub_batches_sent), "counter");
-        counter("sensor_hub_batches_failed_total", "Failed attempts to send a batch (retried).", g(&self.hub_batches_failed), "counter");
-        counter("sensor_hub_batches_rejected_total", "Batches the hub refused for good.", g(&self.hub_batches_rejected), "counter");
-        counter("sensor_snapshot_indicators", "Indicators in the snapshot in use.", g(&self.snapshot_indicators), "gauge");
-        counter("sensor_snapshot_swaps_total", "Snapshots swapped in.", g(&self.snapshot_swaps), "counter");
-        counter("sensor_snapshot_errors_total", "Snapshots that failed to load or download.", g(&self.snapshot_errors), "counter");
-        counter("sensor_files_rotated_total", "Followed files that were rotated.", g(&self.files_rotated), "counter");
-        counter("sensor_files_truncated_total", "Followed files that were truncated.", g(&self.files_truncated), "counter");
-        counter("sensor_dnstap_connections_total", "dnstap connections accepted.", g(&self.dnstap_connections), "counter");
-        let _ = writeln!(out, "# HELP sensor_decode_errors_total Input that could not be decoded, by kind.");
+        counter(
+            "sensor_events_total",
+            "Telemetry records decoded.",
+            g(&self.events),
+            "counter",
+        );
+        counter(
+            "sensor_units_read_total",
+            "Lines, frames and datagrams read.",
+            g(&self.units_read),
+            "counter",
+        );
+        counter(
+            "sensor_hits_total",
+            "Events that matched an indicator.",
+            g(&self.hits),
+            "counter",
+        );
+        counter(
+            "sensor_hit_records_total",
+            "Aggregated hit records handed to outputs.",
+            g(&self.hit_records),
+            "counter",
+        );
+        counter(
+            "sensor_drops_total",
+            "Events dropped because workers were behind.",
+            g(&self.drops),
+            "counter",
+        );
+        counter(
+            "sensor_spool_bytes",
+            "Bytes in the disk spool.",
+            g(&self.spool_bytes),
+            "gauge",
+        );
+        counter(
+            "sensor_spool_batches",
+            "Batches in the disk spool.",
+            g(&self.spool_batches),
+            "gauge",
+        );
+        counter(
+            "sensor_spool_dropped_batches_total",
+            "Batches dropped because the spool was full.",
+            g(&self.spool_dropped_batches),
+            "counter",
+        );
+        counter(
+            "sensor_hub_batches_sent_total",
+            "Batches the hub accepted.",
+            g(&self.hub_batches_sent),
+            "counter",
+        );
+        counter(
+            "sensor_hub_batches_failed_total",
+            "Failed attempts to send a batch (retried).",
+            g(&self.hub_batches_failed),
+            "counter",
+        );
+        counter(
+            "sensor_hub_batches_rejected_total",
+            "Batches the hub refused for good.",
+            g(&self.hub_batches_rejected),
+            "counter",
+        );
+        counter(
+            "sensor_snapshot_indicators",
+            "Indicators in the snapshot in use.",
+            g(&self.snapshot_indicators),
+            "gauge",
+        );
+        counter(
+            "sensor_snapshot_swaps_total",
+            "Snapshots swapped in.",
+            g(&self.snapshot_swaps),
+            "counter",
+        );
+        counter(
+            "sensor_snapshot_errors_total",
+            "Snapshots that failed to load or download.",
+            g(&self.snapshot_errors),
+            "counter",
+        );
+        counter(
+            "sensor_files_rotated_total",
+            "Followed files that were rotated.",
+            g(&self.files_rotated),
+            "counter",
+        );
+        counter(
+            "sensor_files_truncated_total",
+            "Followed files that were truncated.",
+            g(&self.files_truncated),
+            "counter",
+        );
+        counter(
+            "sensor_dnstap_connections_total",
+            "dnstap connections accepted.",
+            g(&self.dnstap_connections),
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP sensor_decode_errors_total Input that could not be decoded, by kind."
+        );
         let _ = writeln!(out, "# TYPE sensor_decode_errors_total counter");
         for (kind, n) in self.decode_errors() {
-            let _ = writeln!(out, "sensor_decode_errors_total{{{label},kind=\"{kind}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "sensor_decode_errors_total{{{label},kind=\"{kind}\"}} {n}"
+            );
         }
         let _ = writeln!(out, "# HELP sensor_uptime_seconds Seconds since start.");
         let _ = writeln!(out, "# TYPE sensor_uptime_seconds gauge");
@@ -195,7 +286,10 @@ mod tests {
         m.add_decode_errors(&errs);
         m.add_decode_errors(&errs);
         let text = m.prometheus("s\"1");
-        assert!(text.contains("sensor_events_total{sensor=\"s\\\"1\"} 5"), "{text}");
+        assert!(
+            text.contains("sensor_events_total{sensor=\"s\\\"1\"} 5"),
+            "{text}"
+        );
         assert!(
             text.contains("sensor_decode_errors_total{sensor=\"s\\\"1\",kind=\"line_too_long\"} 4"),
             "{text}"

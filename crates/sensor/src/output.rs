@@ -131,7 +131,9 @@ impl Shipper {
                     408 | 429 => Sent::Retry(format!("HTTP {status}")),
                     // A wrong or revoked key is the operator's to fix; the
                     // batches wait for it rather than being set aside.
-                    401 | 403 => Sent::Retry(format!("HTTP {status} (check the API key): {}", detail())),
+                    401 | 403 => {
+                        Sent::Retry(format!("HTTP {status} (check the API key): {}", detail()))
+                    }
                     400..=499 => Sent::Refused(format!("HTTP {status}: {}", detail())),
                     _ => Sent::Retry(format!("HTTP {status}: {}", detail())),
                 }
@@ -212,7 +214,10 @@ pub(crate) fn read_api_key(file: Option<&PathBuf>, env: &str) -> Result<String, 
             .map_err(|e| Error::Config(format!("API key file {}: {e}", path.display())))?;
         let key = text.trim().to_owned();
         if key.is_empty() {
-            return Err(Error::Config(format!("API key file {} is empty", path.display())));
+            return Err(Error::Config(format!(
+                "API key file {} is empty",
+                path.display()
+            )));
         }
         return Ok(key);
     }

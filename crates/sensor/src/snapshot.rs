@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use khien_matcher::Snapshot;
 
-use crate::metrics::Metrics;
 use crate::Error;
+use crate::metrics::Metrics;
 
 /// Largest snapshot accepted from the hub (10 M indicators fit in ~0.6 GB).
 const MAX_DOWNLOAD: u64 = 4 << 30;
@@ -61,16 +61,15 @@ pub enum SnapshotSource {
 }
 
 pub fn load_file(path: &Path) -> Result<Snapshot, Error> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::Io(format!("snapshot {}: {e}", path.display())))?;
-    Snapshot::from_bytes(bytes)
-        .map_err(|e| Error::Snapshot(format!("{}: {e}", path.display())))
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::Io(format!("snapshot {}: {e}", path.display())))?;
+    Snapshot::from_bytes(bytes).map_err(|e| Error::Snapshot(format!("{}: {e}", path.display())))
 }
 
 /// Outcome of one look at the hub.
 enum Fetched {
     NotModified,
-    New(Snapshot, String),
+    New(Box<Snapshot>, String),
 }
 
 /// Downloads a new snapshot if there is one. The bytes are written to the
@@ -118,7 +117,7 @@ fn fetch(
             };
             std::fs::rename(&pending, cache)
                 .map_err(|e| Error::Io(format!("snapshot cache {}: {e}", cache.display())))?;
-            Ok(Fetched::New(snapshot, tag))
+            Ok(Fetched::New(Box::new(snapshot), tag))
         }
         status => Err(Error::Hub(format!("GET {url}: HTTP {status}"))),
     }
@@ -136,7 +135,7 @@ pub fn load_initial(source: &SnapshotSource) -> Result<(Snapshot, Option<String>
         } => {
             let agent = hub_agent(Duration::from_secs(60));
             match fetch(&agent, url, api_key.as_deref(), None, cache) {
-                Ok(Fetched::New(snapshot, tag)) => Ok((snapshot, Some(tag))),
+                Ok(Fetched::New(snapshot, tag)) => Ok((*snapshot, Some(tag))),
                 Ok(Fetched::NotModified) => Err(Error::Hub(format!(
                     "GET {url}: 304 without a cached snapshot"
                 ))),
@@ -213,7 +212,7 @@ pub(crate) fn spawn_reloader(
                         Ok(Fetched::NotModified) => {}
                         Ok(Fetched::New(snapshot, tag)) => {
                             etag = Some(tag);
-                            install(&cell, &metrics, snapshot);
+                            install(&cell, &metrics, *snapshot);
                         }
                         Err(e) => {
                             Metrics::add(&metrics.snapshot_errors, 1);
@@ -227,7 +226,11 @@ pub(crate) fn spawn_reloader(
 
 fn install(cell: &SnapshotCell, metrics: &Metrics, snapshot: Snapshot) {
     let total = snapshot.info().total;
-    tracing::info!(indicators = total, checksum = format!("{:016x}", snapshot.info().checksum), "sensor_snapshot_swapped");
+    tracing::info!(
+        indicators = total,
+        checksum = format!("{:016x}", snapshot.info().checksum),
+        "sensor_snapshot_swapped"
+    );
     metrics.snapshot_indicators.store(total, Ordering::Relaxed);
     Metrics::add(&metrics.snapshot_swaps, 1);
     cell.swap(snapshot);

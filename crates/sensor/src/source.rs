@@ -468,8 +468,12 @@ impl DnstapListener {
                 let mut connections: Vec<JoinHandle<()>> = Vec::new();
                 while !ctx.stopped() {
                     let accepted: std::io::Result<Box<dyn Conn>> = match &self {
-                        DnstapListener::Unix(l, _) => l.accept().map(|(s, _)| Box::new(s) as Box<dyn Conn>),
-                        DnstapListener::Tcp(l) => l.accept().map(|(s, _)| Box::new(s) as Box<dyn Conn>),
+                        DnstapListener::Unix(l, _) => {
+                            l.accept().map(|(s, _)| Box::new(s) as Box<dyn Conn>)
+                        }
+                        DnstapListener::Tcp(l) => {
+                            l.accept().map(|(s, _)| Box::new(s) as Box<dyn Conn>)
+                        }
                     };
                     match accepted {
                         Ok(conn) => {
@@ -480,7 +484,9 @@ impl DnstapListener {
                                 .spawn(move || serve_dnstap(conn, input, messages, &ctx))
                             {
                                 Ok(h) => connections.push(h),
-                                Err(e) => tracing::error!(error = %e, "sensor_dnstap_thread_failed"),
+                                Err(e) => {
+                                    tracing::error!(error = %e, "sensor_dnstap_thread_failed")
+                                }
                             }
                             connections.retain(|h| !h.is_finished());
                         }
@@ -611,7 +617,10 @@ fn serve_dnstap(mut conn: Box<dyn Conn>, input: usize, messages: DnsMessages, ct
                     }
                 }
                 Err(e) => {
-                    fail(e.kind(), format!("{e}; first bytes: {}", sample(&buf[..n.min(32)])));
+                    fail(
+                        e.kind(),
+                        format!("{e}; first bytes: {}", sample(&buf[..n.min(32)])),
+                    );
                     break 'read;
                 }
             }
@@ -696,7 +705,9 @@ impl FlowTally {
         if gaps > 0 {
             *errors.entry("flow_sequence_gap").or_insert(0) += gaps;
         }
-        let dropped = c.no_template_dropped.saturating_sub(self.no_template_dropped);
+        let dropped = c
+            .no_template_dropped
+            .saturating_sub(self.no_template_dropped);
         if dropped > 0 {
             *errors.entry("ipfix_no_template").or_insert(0) += dropped;
         }

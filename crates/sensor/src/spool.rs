@@ -168,8 +168,7 @@ impl Spool {
             .take(MAX_BATCH_BYTES)
             .read_to_end(&mut json)
             .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
-        serde_json::from_slice(&json)
-            .map_err(|e| Error::State(format!("{}: {e}", path.display())))
+        serde_json::from_slice(&json).map_err(|e| Error::State(format!("{}: {e}", path.display())))
     }
 
     /// Removes a batch the hub accepted.

@@ -43,9 +43,14 @@ pub(crate) enum Work {
         ends: Vec<u32>,
         messages: DnsMessages,
     },
-    Flows { flows: Vec<Flow> },
+    Flows {
+        flows: Vec<Flow>,
+    },
     /// The input will send nothing more; `seq` is one past its last chunk.
-    Finished { input: usize, seq: u64 },
+    Finished {
+        input: usize,
+        seq: u64,
+    },
 }
 
 /// A hit pre-aggregated over one unit of work.
@@ -74,8 +79,13 @@ pub(crate) enum Done {
         hits: Vec<PartialHit>,
     },
     /// Hits from a network input, which has no order or position to keep.
-    Unordered { hits: Vec<PartialHit> },
-    Finished { input: usize, seq: u64 },
+    Unordered {
+        hits: Vec<PartialHit>,
+    },
+    Finished {
+        input: usize,
+        seq: u64,
+    },
 }
 
 /// Per-worker decoding state for one input.
@@ -144,7 +154,9 @@ impl Worker {
                     for (k, n) in source_errors {
                         *tally.errors.entry(k).or_insert(0) += n;
                     }
-                    self.lines(&mut lines, input, &bytes, preamble, &snapshot, now, &mut tally);
+                    self.lines(
+                        &mut lines, input, &bytes, preamble, &snapshot, now, &mut tally,
+                    );
                     Done::Chunk {
                         input,
                         seq,

@@ -31,17 +31,29 @@ fn megabyte_lines_and_invalid_utf8_are_counted_and_skipped() {
         .unwrap();
     f.write_all(good_line("192.0.2.3").as_bytes()).unwrap();
     // No newline at the end: the last line still counts at end of input.
-    f.write_all(good_line("192.0.2.4").trim_end().as_bytes()).unwrap();
+    f.write_all(good_line("192.0.2.4").trim_end().as_bytes())
+        .unwrap();
     drop(f);
     let out = dir.path().join("hits.ndjson");
-    let s = run_once(config(
+    let mut c = config(
         dir.path(),
         &snap,
         &[format!("file:{}:unbound", log.display())],
         &out,
-    ));
+    );
+    c.once = true;
+    let sensor = khien_sensor::Sensor::build(c).unwrap();
+    let metrics = sensor.metrics();
+    let s = sensor
+        .run(Default::default(), Duration::from_secs(1))
+        .unwrap();
     assert_eq!(s.hits, 4);
-    assert!(s.decode_errors >= 2, "{s:?}");
+    let errors = metrics.decode_errors();
+    assert_eq!(errors.get("line_too_long"), Some(&1), "{errors:?}");
+    // The invalid UTF-8 name is passed on as bytes and matches nothing; a
+    // line whose client is not an address is not a query line.
+    assert_eq!(s.decode_errors, 1, "{s:?}");
+    assert_eq!(s.units_read, 6, "{s:?}");
     let t = totals(&read_hits(&out));
     assert_eq!(t.len(), 4);
 }
@@ -115,9 +127,11 @@ fn control_frame_over_512_bytes_is_refused() {
     let long_type = vec![b'x'; 600];
     w.raw(&encode_control(ControlType::Ready, Some(&long_type)));
     drop(w);
-    wait_for("oversized control frame counted", Duration::from_secs(10), || {
-        error_count(&running, "control_frame_too_large") == 1
-    });
+    wait_for(
+        "oversized control frame counted",
+        Duration::from_secs(10),
+        || error_count(&running, "control_frame_too_large") == 1,
+    );
     good_writer_still_works(&running);
     running.finish();
 }
@@ -185,7 +199,9 @@ fn dns_name_pointer_loop_is_counted_and_the_stream_goes_on() {
     w.send(&query("c2.evil.example."));
     w.stop();
     let m = running.metrics.clone();
-    wait_for("both frames", Duration::from_secs(10), || Metrics::get(&m.units_read) == 2);
+    wait_for("both frames", Duration::from_secs(10), || {
+        Metrics::get(&m.units_read) == 2
+    });
     assert_eq!(error_count(&running, "dns_name_pointer_loop"), 1);
     let s = running.finish();
     assert_eq!(s.hits, 1);

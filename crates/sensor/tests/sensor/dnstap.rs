@@ -118,13 +118,21 @@ fn scripted_writer_handshake_frames_and_stop() {
     w.send(&query("2001:db8::7", "stealer.example."));
     w.stop();
     let m = running.metrics.clone();
-    wait_for("frames", Duration::from_secs(10), || Metrics::get(&m.events) == 1004);
+    wait_for("frames", Duration::from_secs(10), || {
+        Metrics::get(&m.events) == 1004
+    });
     let s = running.finish();
     assert_eq!(s.hits, 4);
     assert_eq!(s.decode_errors, 0);
     let t = totals(&read_hits(&out));
-    assert_eq!(t.get(&("192.0.2.7".into(), "c2.evil.example".into())), Some(&3));
-    assert_eq!(t.get(&("2001:db8::7".into(), "stealer.example".into())), Some(&1));
+    assert_eq!(
+        t.get(&("192.0.2.7".into(), "c2.evil.example".into())),
+        Some(&3)
+    );
+    assert_eq!(
+        t.get(&("2001:db8::7".into(), "stealer.example".into())),
+        Some(&1)
+    );
 }
 
 const UNBOUND: &str = "/usr/sbin/unbound";
@@ -227,7 +235,10 @@ fn unbound_dnstap_gives_one_hit_with_the_right_client_and_count() {
     }
     let before = Metrics::get(&m.events);
     for _ in 0..3 {
-        assert_eq!(dig(unbound.port, "127.0.0.2", "c2.evil.example"), "203.0.113.5");
+        assert_eq!(
+            dig(unbound.port, "127.0.0.2", "c2.evil.example"),
+            "203.0.113.5"
+        );
     }
     for name in ["www.clean.example", "evil.example", "c3.evil.example"] {
         dig(unbound.port, "127.0.0.3", name);
@@ -235,7 +246,9 @@ fn unbound_dnstap_gives_one_hit_with_the_right_client_and_count() {
     wait_for("queries streamed", Duration::from_secs(20), || {
         Metrics::get(&m.events) >= before + 6
     });
-    wait_for("hit flushed", Duration::from_secs(10), || !read_hits(&out).is_empty());
+    wait_for("hit flushed", Duration::from_secs(10), || {
+        !read_hits(&out).is_empty()
+    });
     drop(unbound);
     let s = running.finish();
     assert_eq!(s.decode_errors, 0);

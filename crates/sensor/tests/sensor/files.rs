@@ -103,7 +103,11 @@ fn follows_rotation_and_truncation_like_tail_f() {
     let dir = tempfile::tempdir().unwrap();
     let snap = default_snapshot(dir.path());
     let log = dir.path().join("follow.log");
-    std::fs::write(&log, unbound_line(1_764_079_200, "192.0.2.1", "c2.evil.example")).unwrap();
+    std::fs::write(
+        &log,
+        unbound_line(1_764_079_200, "192.0.2.1", "c2.evil.example"),
+    )
+    .unwrap();
     let out = dir.path().join("hits.ndjson");
     let mut c = config(
         dir.path(),
@@ -121,7 +125,8 @@ fn follows_rotation_and_truncation_like_tail_f() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(unbound_line(1_764_079_201, "192.0.2.2", "c2.evil.example").as_bytes())
         .unwrap();
-    f.write_all(b"[1764079202] unbound[1811:0] info: 192.0.2.3 c2.ev").unwrap();
+    f.write_all(b"[1764079202] unbound[1811:0] info: 192.0.2.3 c2.ev")
+        .unwrap();
     f.flush().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     f.write_all(b"il.example. A IN\n").unwrap();
@@ -131,7 +136,11 @@ fn follows_rotation_and_truncation_like_tail_f() {
     });
     // Rotation: rename and create anew (logrotate's default).
     std::fs::rename(&log, dir.path().join("follow.log.1")).unwrap();
-    std::fs::write(&log, unbound_line(1_764_079_203, "192.0.2.4", "c2.evil.example")).unwrap();
+    std::fs::write(
+        &log,
+        unbound_line(1_764_079_203, "192.0.2.4", "c2.evil.example"),
+    )
+    .unwrap();
     wait_for("rotated file", Duration::from_secs(10), || {
         khien_sensor::Metrics::get(&m.hits) == 4
     });
@@ -139,7 +148,11 @@ fn follows_rotation_and_truncation_like_tail_f() {
     // Truncation in place (copytruncate), then a new shorter line.
     std::fs::write(&log, "").unwrap();
     std::thread::sleep(Duration::from_millis(600));
-    std::fs::write(&log, unbound_line(1_764_079_204, "192.0.2.5", "stealer.example")).unwrap();
+    std::fs::write(
+        &log,
+        unbound_line(1_764_079_204, "192.0.2.5", "stealer.example"),
+    )
+    .unwrap();
     wait_for("line after truncation", Duration::from_secs(10), || {
         khien_sensor::Metrics::get(&m.hits) == 5
     });
@@ -148,9 +161,16 @@ fn follows_rotation_and_truncation_like_tail_f() {
     assert_eq!(summary.hits, 5);
     let t = totals(&read_hits(&out));
     for client in ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"] {
-        assert_eq!(t.get(&(client.into(), "c2.evil.example".into())), Some(&1), "{t:?}");
+        assert_eq!(
+            t.get(&(client.into(), "c2.evil.example".into())),
+            Some(&1),
+            "{t:?}"
+        );
     }
-    assert_eq!(t.get(&("192.0.2.5".into(), "stealer.example".into())), Some(&1));
+    assert_eq!(
+        t.get(&("192.0.2.5".into(), "stealer.example".into())),
+        Some(&1)
+    );
 }
 
 #[test]
@@ -158,7 +178,11 @@ fn restart_resumes_at_the_saved_position() {
     let dir = tempfile::tempdir().unwrap();
     let snap = default_snapshot(dir.path());
     let log = dir.path().join("resume.log");
-    std::fs::write(&log, unbound_line(1_764_079_200, "192.0.2.1", "c2.evil.example")).unwrap();
+    std::fs::write(
+        &log,
+        unbound_line(1_764_079_200, "192.0.2.1", "c2.evil.example"),
+    )
+    .unwrap();
     let out = dir.path().join("hits.ndjson");
     let input = [format!("file:{}:unbound", log.display())];
     assert_eq!(run_once(config(dir.path(), &snap, &input, &out)).hits, 1);
@@ -183,7 +207,11 @@ fn snapshot_swaps_while_running_without_losing_lines() {
     let dir = tempfile::tempdir().unwrap();
     let snap = default_snapshot(dir.path());
     let log = dir.path().join("swap.log");
-    std::fs::write(&log, unbound_line(1_764_079_200, "192.0.2.1", "new-c2.example")).unwrap();
+    std::fs::write(
+        &log,
+        unbound_line(1_764_079_200, "192.0.2.1", "new-c2.example"),
+    )
+    .unwrap();
     let out = dir.path().join("hits.ndjson");
     let mut c = config(
         dir.path(),
@@ -227,7 +255,7 @@ fn every_log_format_reaches_the_matcher() {
     let cases: [(&str, &str); 5] = [
         (
             "bind",
-            "25-Nov-2025 14:00:05.123 queries: info: client @0x7f8b2c0a1b10 192.0.2.7#53211 (c2.evil.example): query: c2.evil.example IN A +E(0)K (192.0.2.1)\n",
+            "25-Nov-2025 21:00:05.123 queries: info: client @0x7f8b2c0a1b10 192.0.2.7#53211 (c2.evil.example): query: c2.evil.example IN A +E(0)K (192.0.2.1)\n",
         ),
         (
             "dnsmasq",

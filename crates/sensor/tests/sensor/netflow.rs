@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use khien_sensor::{BoundInput, Metrics};
@@ -29,7 +29,16 @@ impl Pcap {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn packet(&mut self, t: u32, proto: u8, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, tcp_flags: u8) {
+    fn packet(
+        &mut self,
+        t: u32,
+        proto: u8,
+        src: Ipv4Addr,
+        sport: u16,
+        dst: Ipv4Addr,
+        dport: u16,
+        tcp_flags: u8,
+    ) {
         let l4 = if proto == 6 {
             let mut h = Vec::new();
             h.extend_from_slice(&sport.to_be_bytes());
@@ -69,8 +78,10 @@ impl Pcap {
         frame.extend_from_slice(&l4);
         self.bytes.extend_from_slice(&t.to_le_bytes());
         self.bytes.extend_from_slice(&0u32.to_le_bytes());
-        self.bytes.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        self.bytes.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.bytes
+            .extend_from_slice(&(frame.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(&frame);
     }
 }
@@ -82,14 +93,54 @@ fn write_capture(path: &Path) {
     // 10.1.2.3 talks to the listed C&C address over TCP.
     p.packet(now, 6, ip("10.1.2.3"), 40000, ip("198.51.100.7"), 443, 0x02);
     p.packet(now, 6, ip("198.51.100.7"), 443, ip("10.1.2.3"), 40000, 0x12);
-    p.packet(now + 1, 6, ip("10.1.2.3"), 40000, ip("198.51.100.7"), 443, 0x10);
-    p.packet(now + 2, 6, ip("10.1.2.3"), 40000, ip("198.51.100.7"), 443, 0x11);
-    p.packet(now + 2, 6, ip("198.51.100.7"), 443, ip("10.1.2.3"), 40000, 0x11);
+    p.packet(
+        now + 1,
+        6,
+        ip("10.1.2.3"),
+        40000,
+        ip("198.51.100.7"),
+        443,
+        0x10,
+    );
+    p.packet(
+        now + 2,
+        6,
+        ip("10.1.2.3"),
+        40000,
+        ip("198.51.100.7"),
+        443,
+        0x11,
+    );
+    p.packet(
+        now + 2,
+        6,
+        ip("198.51.100.7"),
+        443,
+        ip("10.1.2.3"),
+        40000,
+        0x11,
+    );
     // 10.1.2.5 sends UDP into the listed network.
     p.packet(now + 3, 17, ip("10.1.2.5"), 5000, ip("203.0.113.9"), 53, 0);
     // 10.1.2.4 talks to an unlisted address only.
-    p.packet(now + 4, 6, ip("10.1.2.4"), 40001, ip("192.0.2.200"), 80, 0x02);
-    p.packet(now + 4, 6, ip("192.0.2.200"), 80, ip("10.1.2.4"), 40001, 0x12);
+    p.packet(
+        now + 4,
+        6,
+        ip("10.1.2.4"),
+        40001,
+        ip("192.0.2.200"),
+        80,
+        0x02,
+    );
+    p.packet(
+        now + 4,
+        6,
+        ip("192.0.2.200"),
+        80,
+        ip("10.1.2.4"),
+        40001,
+        0x12,
+    );
     std::fs::write(path, p.bytes).unwrap();
 }
 
@@ -100,7 +151,12 @@ fn export_with_softflowd(version: &str) {
     let dir = tempfile::tempdir().unwrap();
     let snap = default_snapshot(dir.path());
     let out = dir.path().join("hits.ndjson");
-    let mut c = config(dir.path(), &snap, &["netflow:udp:127.0.0.1:0".to_string()], &out);
+    let mut c = config(
+        dir.path(),
+        &snap,
+        &["netflow:udp:127.0.0.1:0".to_string()],
+        &out,
+    );
     c.flush_seconds = 1;
     let running = Running::start(c);
     let port = running
@@ -113,24 +169,49 @@ fn export_with_softflowd(version: &str) {
         .expect("udp input");
     let pcap = dir.path().join("capture.pcap");
     write_capture(&pcap);
-    let status = Command::new("softflowd")
+    // softflowd 1.1.0 reading a capture keeps its flows until told, and
+    // waits on its control socket: expire them through softflowctl, then
+    // shut it down.
+    let ctl = dir.path().join("softflowd.ctl");
+    let mut child = Command::new("softflowd")
         .args(["-d", "-r"])
         .arg(&pcap)
         .args(["-n", &format!("127.0.0.1:{port}"), "-v", version])
         .arg("-p")
         .arg(dir.path().join("softflowd.pid"))
         .arg("-c")
-        .arg(dir.path().join("softflowd.ctl"))
-        .output()
-        .expect("run softflowd");
-    assert!(
-        status.status.success(),
-        "softflowd: {}",
-        String::from_utf8_lossy(&status.stderr)
+        .arg(&ctl)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start softflowd");
+    let softflowctl = |command: &str| {
+        Command::new("softflowctl")
+            .arg("-c")
+            .arg(&ctl)
+            .arg(command)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    wait_for("softflowd control socket", Duration::from_secs(10), || {
+        ctl.exists()
+    });
+    wait_for(
+        "softflowd to expire the flows",
+        Duration::from_secs(10),
+        || softflowctl("expire-all").contains("Expired 3 flows"),
     );
+    softflowctl("shutdown");
+    let exited = child.wait().expect("softflowd exit");
+    assert!(exited.success(), "softflowd: {exited}");
     let m = running.metrics.clone();
-    wait_for("flows", Duration::from_secs(10), || Metrics::get(&m.events) >= 4);
-    wait_for("hits", Duration::from_secs(10), || Metrics::get(&m.hits) >= 2);
+    wait_for("flows", Duration::from_secs(10), || {
+        Metrics::get(&m.events) >= 4
+    });
+    wait_for("hits", Duration::from_secs(10), || {
+        Metrics::get(&m.hits) >= 2
+    });
     std::thread::sleep(Duration::from_millis(300));
     let s = running.finish();
     assert_eq!(s.decode_errors, 0, "version {version}");

@@ -52,8 +52,15 @@ pub fn default_snapshot(dir: &Path) -> PathBuf {
 pub fn config(dir: &Path, snapshot: &Path, inputs: &[String], output: &Path) -> SensorConfig {
     let mut c = SensorConfig::quick(
         &snapshot.display().to_string(),
-        inputs.iter().map(|s| s.parse().expect("input spec")).collect(),
-        vec![format!("ndjson:{}", output.display()).parse().expect("output spec")],
+        inputs
+            .iter()
+            .map(|s| s.parse().expect("input spec"))
+            .collect(),
+        vec![
+            format!("ndjson:{}", output.display())
+                .parse()
+                .expect("output spec"),
+        ],
     );
     c.sensor = "test-sensor".into();
     c.state_dir = dir.join("state");
@@ -86,9 +93,8 @@ impl Running {
         let bound = sensor.bound_inputs();
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
-        let handle = std::thread::spawn(move || {
-            sensor.run(s, Duration::from_secs(5)).expect("sensor run")
-        });
+        let handle =
+            std::thread::spawn(move || sensor.run(s, Duration::from_secs(5)).expect("sensor run"));
         Running {
             stop,
             handle: Some(handle),
@@ -124,7 +130,8 @@ pub fn read_hits(path: &Path) -> Vec<Hit> {
 pub fn totals(hits: &[Hit]) -> BTreeMap<(String, String), u64> {
     let mut out = BTreeMap::new();
     for h in hits {
-        *out.entry((h.client.to_string(), h.indicator.clone())).or_insert(0) += h.count;
+        *out.entry((h.client.to_string(), h.indicator.clone()))
+            .or_insert(0) += h.count;
     }
     out
 }
