@@ -58,9 +58,9 @@ pub(crate) async fn post_hits(
         Err(e) => {
             // A client sends its whole body before it reads the answer:
             // closing on unread data would reset the connection and lose
-            // the answer, so read (and drop) a bounded amount first, then
-            // close.
-            drain(&mut body, state.config.max_body_bytes).await;
+            // the answer, so read (and drop) up to twice the limit first,
+            // then close.
+            drain(&mut body, state.config.max_body_bytes.saturating_mul(2)).await;
             let mut res = e
                 .with_batch_id(header_id.and_then(Result::ok).as_deref())
                 .into_response();
