@@ -66,10 +66,10 @@ pub struct SensorArgs {
 fn build_config(args: &SensorArgs) -> anyhow::Result<SensorConfig> {
     let mut config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{}", path.display()))?;
-            let mut c = SensorConfig::from_toml(&text)
-                .with_context(|| format!("{}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+            let mut c =
+                SensorConfig::from_toml(&text).with_context(|| format!("{}", path.display()))?;
             for spec in &args.inputs {
                 c.inputs.push(spec.parse()?);
             }
@@ -172,10 +172,7 @@ pub fn run(global: &Global, args: SensorArgs) -> anyhow::Result<ExitCode> {
             ],
         ));
         if summary.spooled_batches > 0 {
-            output::note(&t(
-                "sensor.spooled",
-                &[("count", &summary.spooled_batches)],
-            ));
+            output::note(&t("sensor.spooled", &[("count", &summary.spooled_batches)]));
         }
     }
     Ok(ExitCode::SUCCESS)

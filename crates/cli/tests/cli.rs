@@ -66,6 +66,8 @@ fn postgres() -> Option<Db> {
 
 #[path = "cli/hub.rs"]
 mod hub;
+#[path = "cli/sensor.rs"]
+mod sensor;
 
 fn both(test: impl Fn(&Db)) {
     test(&sqlite());

@@ -70,6 +70,10 @@ impl Output for HubOutput {
     }
 }
 
+/// Most hits per request: ~300 bytes each as JSON, so a part stays far
+/// below the hub's default 16 MiB body limit.
+const PART_HITS: usize = 10_000;
+
 /// How a send went.
 enum Sent {
     Accepted,
@@ -95,9 +99,29 @@ impl Shipper {
         format!("{}/api/v1/hits", self.url)
     }
 
+    /// Sends a batch in parts of at most [`PART_HITS`] hits, so no request
+    /// nears the hub's body limit. Part ids are derived from the batch id,
+    /// so a retry after a crash resends the same parts under the same ids
+    /// and the hub stores each once.
     fn send(&self, agent: &ureq::Agent, batch: &Batch) -> Sent {
-        let mut ndjson = Vec::with_capacity(batch.hits.len() * 256);
-        for hit in &batch.hits {
+        let parts = batch.hits.chunks(PART_HITS).count();
+        for (i, hits) in batch.hits.chunks(PART_HITS).enumerate() {
+            let id = if parts == 1 {
+                batch.batch_id.clone()
+            } else {
+                format!("{}.{}", batch.batch_id, i + 1)
+            };
+            match self.send_part(agent, &id, hits) {
+                Sent::Accepted => {}
+                other => return other,
+            }
+        }
+        Sent::Accepted
+    }
+
+    fn send_part(&self, agent: &ureq::Agent, batch_id: &str, hits: &[khien_model::Hit]) -> Sent {
+        let mut ndjson = Vec::with_capacity(hits.len() * 256);
+        for hit in hits {
             if serde_json::to_writer(&mut ndjson, hit).is_err() {
                 return Sent::Refused("hit cannot be encoded".into());
             }
@@ -113,7 +137,7 @@ impl Shipper {
             .header("Authorization", &format!("Bearer {}", self.api_key))
             .header("Content-Type", "application/x-ndjson")
             .header("Content-Encoding", "gzip")
-            .header("Idempotency-Key", &batch.batch_id)
+            .header("Idempotency-Key", batch_id)
             .send(&body[..]);
         match result {
             Ok(mut response) => {
