@@ -52,6 +52,9 @@ pub struct SensorArgs {
     /// Seconds between flushes to the outputs (default 60).
     #[arg(long, value_name = "SECONDS")]
     pub flush: Option<u64>,
+    /// Seconds between looks for a new snapshot (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub snapshot_refresh: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<std::net::SocketAddr>,
@@ -120,6 +123,9 @@ fn build_config(args: &SensorArgs) -> anyhow::Result<SensorConfig> {
     }
     if let Some(f) = args.flush {
         config.flush_seconds = f;
+    }
+    if let Some(r) = args.snapshot_refresh {
+        config.snapshot.refresh_seconds = r;
     }
     if args.metrics.is_some() {
         config.metrics.listen = args.metrics;

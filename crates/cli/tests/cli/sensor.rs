@@ -253,3 +253,143 @@ fn hub_and_sensor_killed_while_shipping_lose_and_duplicate_nothing() {
         }
     });
 }
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+#[test]
+fn sensor_takes_new_snapshots_from_the_hub_and_serves_metrics() {
+    let db = super::sqlite();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = dir.path().join("first.txt");
+    std::fs::write(&first, "c2.evil.example\n").expect("write");
+    let out = khien(
+        &db,
+        &[
+            "intel",
+            "import",
+            "--source",
+            "test",
+            &first.display().to_string(),
+        ],
+    );
+    assert!(out.status.success());
+    let out = khien(
+        &db,
+        &[
+            "--json",
+            "admin",
+            "api-key",
+            "create",
+            "--name",
+            "sensor-1",
+            "--scope",
+            "hits:write",
+        ],
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("api key JSON");
+    let key = created["secret"].as_str().expect("secret").to_owned();
+    let port = free_port();
+    let _hub = start_hub(&db, port, &dir.path().join("hub.log"));
+    let metrics_port = free_port();
+    let log = dir.path().join("queries.log");
+    std::fs::write(&log, "").expect("log");
+    let sensor_log = dir.path().join("sensor.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_khien"))
+        .args([
+            "sensor",
+            "--sensor",
+            "sensor-1",
+            "--flush",
+            "1",
+            "--snapshot-refresh",
+            "1",
+        ])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--snapshot")
+        .arg(format!("http://127.0.0.1:{port}/api/v1/snapshots/latest"))
+        .arg("--input")
+        .arg(format!("file:{}:unbound", log.display()))
+        .arg("--output")
+        .arg(format!("hub:http://127.0.0.1:{port}"))
+        .arg("--metrics")
+        .arg(format!("127.0.0.1:{metrics_port}"))
+        .env("KHIEN_API_KEY", &key)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&sensor_log).expect("sensor log"))
+        .spawn()
+        .expect("start sensor");
+    let _sensor = Proc(child);
+    let wait = |what: &str, check: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !check() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out: {what}\n{}",
+                std::fs::read_to_string(&sensor_log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait("metrics endpoint", &|| {
+        std::net::TcpStream::connect(("127.0.0.1", metrics_port)).is_ok()
+    });
+    let metrics = http_get(metrics_port, "/metrics");
+    assert!(
+        metrics.contains("sensor_snapshot_indicators{sensor=\"sensor-1\"} 1"),
+        "{metrics}"
+    );
+
+    // A new indicator at the hub reaches the running sensor.
+    let second = dir.path().join("second.txt");
+    std::fs::write(&second, "new-c2.example\n").expect("write");
+    let out = khien(
+        &db,
+        &[
+            "intel",
+            "import",
+            "--source",
+            "test",
+            &second.display().to_string(),
+        ],
+    );
+    assert!(out.status.success());
+    wait("snapshot swap", &|| {
+        http_get(metrics_port, "/metrics")
+            .contains("sensor_snapshot_indicators{sensor=\"sensor-1\"} 2")
+    });
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .expect("log");
+    writeln!(
+        f,
+        "[1764079200] unbound[1:0] info: 10.9.8.7 www.new-c2.example. A IN"
+    )
+    .expect("append");
+    drop(f);
+    wait("hit at the hub", &|| {
+        hub_totals(&db).get(&(1_764_079_200, "10.9.8.7".into(), "new-c2.example".into()))
+            == Some(&1)
+    });
+    let metrics = http_get(metrics_port, "/metrics");
+    assert!(
+        metrics.contains("sensor_snapshot_swaps_total{sensor=\"sensor-1\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sensor_hub_batches_sent_total{sensor=\"sensor-1\"} 1"),
+        "{metrics}"
+    );
+}
