@@ -25,18 +25,12 @@ const FILTER_K: u32 = 4;
 /// miss in the table; a fifth bit costs more instructions than it saves).
 pub(crate) const FILTER_BITS_PER_KEY: u64 = 16;
 
+/// The folded 128-bit product (wyhash's mix): every output bit depends on
+/// every input bit, so it serves as the final step of every key hash here.
 #[inline(always)]
 fn fold_mul(a: u64, b: u64) -> u64 {
     let p = u128::from(a) * u128::from(b);
     (p as u64) ^ ((p >> 64) as u64)
-}
-
-/// xxh3's final mix: spreads every input bit over the whole word.
-#[inline(always)]
-pub(crate) fn avalanche(mut h: u64) -> u64 {
-    h ^= h >> 37;
-    h = h.wrapping_mul(0x1656_6791_9E37_79F9);
-    h ^ (h >> 32)
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -98,7 +92,7 @@ pub(crate) fn dot_bits(w: u64) -> u64 {
 pub(crate) fn label_step(state: u64, b: &[u8], start: usize, end: usize) -> u64 {
     let len = end - start;
     if len <= 8 {
-        return short_label_step(state, len, tail(b, start, end));
+        return short_label_step(state, tail(b, start, end));
     }
     let mut h = state ^ (len as u64).wrapping_mul(K2);
     let mut at = start;
@@ -109,11 +103,15 @@ pub(crate) fn label_step(state: u64, b: &[u8], start: usize, end: usize) -> u64 
     fold_mul(h ^ lower(tail(b, at, end)), K1)
 }
 
-/// [`label_step`] for a label of `len` ≤ 8 bytes given as a word padded
-/// with zeros, which a lookup often has at hand already.
+/// [`label_step`] for a label of at most 8 bytes given as a word padded
+/// with zeros, which a lookup often has at hand already. The padding says
+/// where the label ends (names hold no NUL bytes; one that does costs a
+/// probe of the table, never a false hit), so only labels longer than a
+/// word mix in their length. The result is the suffix's key: a folded
+/// 128-bit product is mixed well enough, so there is no final step.
 #[inline(always)]
-pub(crate) fn short_label_step(state: u64, len: usize, label: u64) -> u64 {
-    fold_mul(state ^ (len as u64).wrapping_mul(K2) ^ lower(label), K1)
+pub(crate) fn short_label_step(state: u64, label: u64) -> u64 {
+    fold_mul(state ^ lower(label), K1)
 }
 
 /// The key hash of a whole (normalised) domain name.
@@ -126,29 +124,26 @@ pub(crate) fn domain_hash(name: &[u8]) -> u64 {
             end = start;
         }
     }
-    avalanche(label_step(state, name, 0, end))
+    label_step(state, name, 0, end)
 }
 
 pub(crate) fn ipv4_hash(addr: u32) -> u64 {
-    avalanche(fold_mul(u64::from(addr) ^ SEED_IPV4, K1))
+    fold_mul(u64::from(addr) ^ SEED_IPV4, K1)
 }
 
 pub(crate) fn ipv6_hash(addr: u128) -> u64 {
-    avalanche(fold_mul((addr >> 64) as u64 ^ SEED_IPV6, addr as u64 ^ K2))
+    fold_mul((addr >> 64) as u64 ^ SEED_IPV6, addr as u64 ^ K2)
 }
 
 /// `network` must have its host bits cleared.
 pub(crate) fn cidr4_hash(network: u32, len: u8) -> u64 {
-    avalanche(fold_mul(
-        (u64::from(network) << 8 | u64::from(len)) ^ SEED_CIDR4,
-        K1,
-    ))
+    fold_mul((u64::from(network) << 8 | u64::from(len)) ^ SEED_CIDR4, K1)
 }
 
 /// `network` must have its host bits cleared.
 pub(crate) fn cidr6_hash(network: u128, len: u8) -> u64 {
     let h = fold_mul((network >> 64) as u64 ^ SEED_CIDR6, network as u64 ^ K2);
-    avalanche(fold_mul(h ^ u64::from(len), K1))
+    fold_mul(h ^ u64::from(len), K1)
 }
 
 pub(crate) fn url_hash(url: &[u8]) -> u64 {
@@ -181,7 +176,7 @@ pub(crate) fn filter_words(keys: u64) -> u64 {
 }
 
 /// The Bloom filter word of `h` (from the low half, as the bits come from
-/// the high half), for a filter of `words` words (< 2^32).
+/// the top), for a filter of `words` words (< 2^32).
 #[inline(always)]
 pub(crate) fn filter_word(h: u64, words: u64) -> usize {
     (((h & 0xFFFF_FFFF) * words) >> 32) as usize
@@ -190,8 +185,8 @@ pub(crate) fn filter_word(h: u64, words: u64) -> usize {
 /// The bits `h` sets in its filter word.
 #[inline(always)]
 pub(crate) fn filter_mask(h: u64) -> u64 {
-    // Bits from a remix, so that they do not follow the word index.
-    let x = h.wrapping_mul(K1) >> 28;
+    // The top 24 bits; the word index comes from the low 32.
+    let x = h >> 40;
     let mut m = 0u64;
     for i in 0..FILTER_K {
         m |= 1 << ((x >> (6 * i)) & 63);
@@ -232,7 +227,7 @@ mod tests {
         for start in (0..name.len()).rev() {
             if name[start] == b'.' {
                 state = label_step(state, name, start + 1, end);
-                assert_eq!(avalanche(state), domain_hash(&name[start + 1..]));
+                assert_eq!(state, domain_hash(&name[start + 1..]));
                 end = start;
             }
         }
@@ -278,11 +273,11 @@ mod tests {
         let mut state = SEED_DOMAIN;
         let buf = b"XXXXXXXXEvIl.cOmXXXXXXXX";
         state = label_step(state, buf, 13, 16);
-        assert_eq!(avalanche(label_step(state, buf, 8, 12)), a);
+        assert_eq!(label_step(state, buf, 8, 12), a);
         let short = b"EVIL.COM";
         let mut state = SEED_DOMAIN;
         state = label_step(state, short, 5, 8);
-        assert_eq!(avalanche(label_step(state, short, 0, 4)), a);
+        assert_eq!(label_step(state, short, 0, 4), a);
         assert_ne!(domain_hash(b"evil.co"), a);
         assert_ne!(domain_hash(b"evilcom"), a);
         assert_ne!(domain_hash(b"com.evil"), a);

@@ -7,9 +7,8 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
 use crate::hash::{
-    HIGH_BITS, SEED_DOMAIN, avalanche, cidr4_hash, cidr6_hash, digest_hash, dot_bits, fast_range,
-    filter_has, fingerprint, ipv4_hash, ipv6_hash, label_step, load, short_label_step, tail,
-    url_hash,
+    HIGH_BITS, SEED_DOMAIN, cidr4_hash, cidr6_hash, digest_hash, dot_bits, fast_range, filter_has,
+    fingerprint, ipv4_hash, ipv6_hash, label_step, load, short_label_step, tail, url_hash,
 };
 use crate::layout::*;
 use crate::{Error, FORMAT_VERSION, Hit, MAGIC, SnapshotInfo};
@@ -345,7 +344,7 @@ impl Snapshot {
             level += 1;
             if level <= self.max_level {
                 state = if label_len <= 8 && end >= 8 {
-                    short_label_step(state, label_len, last_word >> ((8 - label_len) * 8))
+                    short_label_step(state, last_word >> ((8 - label_len) * 8))
                 } else {
                     label_step(state, name, start, end)
                 };
@@ -356,7 +355,7 @@ impl Snapshot {
                     .get(level as usize)
                     .is_some_and(|l| l & want != 0)
                 {
-                    let h = avalanche(state);
+                    let h = state;
                     if filter_has(filter, h)
                         && let Some(index) = self.probe_domain(h, name.get(start..)?, whole)
                     {
