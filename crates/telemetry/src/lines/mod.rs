@@ -323,6 +323,26 @@ impl LineDecoder {
         &self.format
     }
 
+    /// The DNS name a query line asks for, found without decoding the rest
+    /// of the line — for Unbound, BIND and dnsmasq logs; `None` for other
+    /// formats and for lines without that shape.
+    ///
+    /// A sensor matches this name first and decodes the whole line only
+    /// when it matches: most lines are lookups of names nobody listed, and
+    /// their client address and time are never needed. Such lines are not
+    /// validated beyond their shape; [`LineDecoder::decode`] is.
+    pub fn query_name<'a>(&self, line: &'a [u8]) -> Option<&'a [u8]> {
+        if line.len() > MAX_LINE_BYTES {
+            return None;
+        }
+        match &self.format {
+            LineFormat::Unbound => resolver::unbound_name(line),
+            LineFormat::Bind => resolver::bind_name(line),
+            LineFormat::Dnsmasq => resolver::dnsmasq_name(line),
+            _ => None,
+        }
+    }
+
     /// Decodes one line (a trailing `\n` or `\r\n` is ignored). `Ok(None)`:
     /// a line of this format that carries no telemetry (other log messages,
     /// Zeek header lines, eve events of other types, blank lines).

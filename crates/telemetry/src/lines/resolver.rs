@@ -174,3 +174,54 @@ pub(super) fn dnsmasq(line: &[u8], ctx: Ctx) -> Result<Option<Record<'_>>, Decod
         is_response: false,
     })))
 }
+
+/// Whether a token looks like Unbound's client field (`192.0.2.7`,
+/// `2001:db8::7`, `192.0.2.7@53211`) without parsing it: informational
+/// messages put a word there (`resolving`, `response`, `start`).
+fn looks_like_address(t: &[u8]) -> bool {
+    t.len() >= 2
+        && t.iter().any(|&b| b == b'.' || b == b':')
+        && t.iter()
+            .all(|&b| b.is_ascii_hexdigit() || matches!(b, b'.' | b':' | b'@' | b'%'))
+}
+
+/// The query name of an Unbound query line, found without decoding the
+/// rest; `None` when the line does not have that shape.
+pub(super) fn unbound_name(line: &[u8]) -> Option<&[u8]> {
+    let at = INFO.find(line)?;
+    let (addr, next) = token(line, at + 7);
+    if !looks_like_address(addr) {
+        return None;
+    }
+    let (qname, next) = token(line, next);
+    let (qtype, next) = token(line, next);
+    let (class, next) = token(line, next);
+    // More fields after the class make it a `log-replies` response line.
+    let query = next >= line.len();
+    (query && !qname.is_empty() && !qtype.is_empty() && is_dns_class(class)).then_some(qname)
+}
+
+/// The query name of a BIND query line (after `: query: `).
+pub(super) fn bind_name(line: &[u8]) -> Option<&[u8]> {
+    let at = CLIENT.find(line)?;
+    let q = at + QUERY.find(line.get(at..)?)?;
+    let (qname, next) = token(line, q + 9);
+    let (_class, next) = token(line, next);
+    let (qtype, _) = token(line, next);
+    (!qname.is_empty() && !qtype.is_empty()).then_some(qname)
+}
+
+/// The query name of a dnsmasq `query[TYPE] NAME from CLIENT` line.
+pub(super) fn dnsmasq_name(line: &[u8]) -> Option<&[u8]> {
+    let at = DNSMASQ_QUERY.find(line)?;
+    if at > 0 && line[at - 1] != b' ' {
+        return None;
+    }
+    let close = at + memchr::memchr(b']', line.get(at..)?)?;
+    if line.get(close + 1) != Some(&b' ') {
+        return None;
+    }
+    let (qname, next) = token(line, close + 2);
+    let (from, _) = token(line, next);
+    (!qname.is_empty() && from == b"from").then_some(qname)
+}

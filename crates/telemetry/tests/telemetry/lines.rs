@@ -260,3 +260,48 @@ fn eve_events_of_other_types_are_none_without_parsing() {
         Ok(None)
     );
 }
+
+/// `query_name` (the sensor's shortcut) finds the same name as `decode`
+/// on every query line of the fixtures, and nothing on the others.
+#[test]
+fn query_name_agrees_with_decode_on_every_fixture_line() {
+    for (format, log) in [
+        ("unbound", "unbound.log"),
+        ("bind", "bind.log"),
+        ("dnsmasq", "dnsmasq.log"),
+    ] {
+        let text = std::fs::read(format!(
+            "{}/tests/fixtures/{log}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let mut decoder = LineDecoder::new(format.parse().unwrap());
+        let mut queries = 0;
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let quick = decoder.query_name(line).map(<[u8]>::to_vec);
+            match decoder.decode(line) {
+                Ok(Some(Record::Dns(q))) if !q.is_response => {
+                    queries += 1;
+                    assert_eq!(
+                        quick.as_deref(),
+                        Some(q.qname),
+                        "{format}: {}",
+                        String::from_utf8_lossy(line)
+                    );
+                }
+                _ => assert_eq!(quick, None, "{format}: {}", String::from_utf8_lossy(line)),
+            }
+        }
+        assert!(queries > 0, "{format}");
+    }
+    // Informational Unbound messages have a word where the client goes.
+    let d = LineDecoder::new(LineFormat::Unbound);
+    assert_eq!(
+        d.query_name(b"[1] unbound[1:0] info: resolving evil.example. A IN"),
+        None
+    );
+    assert_eq!(
+        d.query_name(b"[1] unbound[1:0] info: 2001:db8::7 evil.example. AAAA IN"),
+        Some(&b"evil.example."[..])
+    );
+}
