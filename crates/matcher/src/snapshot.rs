@@ -329,7 +329,7 @@ impl Snapshot {
                 bytes_or |= w;
                 let dots = dot_bits(w);
                 if dots != 0 {
-                    break Some(from + 63 - dots.leading_zeros() as usize);
+                    break Some(from + 7 - dots.leading_zeros() as usize / 8);
                 }
                 if from == 0 {
                     break None;
