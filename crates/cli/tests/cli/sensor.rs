@@ -85,6 +85,51 @@ fn start_sensor(dir: &Path, port: u16, key: &str, log: &Path) -> Proc {
     Proc(child)
 }
 
+/// Imports `text` (one indicator per line) from source `test`.
+fn import(db: &Db, dir: &Path, name: &str, text: &str) {
+    let file = dir.join(name);
+    std::fs::write(&file, text).expect("write indicators");
+    let out = khien(
+        db,
+        &[
+            "intel",
+            "import",
+            "--source",
+            "test",
+            &file.display().to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A `hits:write` API key named `sensor-1`; returns its secret.
+fn sensor_key(db: &Db) -> String {
+    let out = khien(
+        db,
+        &[
+            "--json",
+            "admin",
+            "api-key",
+            "create",
+            "--name",
+            "sensor-1",
+            "--scope",
+            "hits:write",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("api key JSON");
+    created["secret"].as_str().expect("secret").to_owned()
+}
+
 const LISTED: [&str; 3] = ["c2.evil.example", "stealer.example", "miner.example"];
 
 /// Appends `lines` log lines starting at `from`, returning the hits they
@@ -141,23 +186,7 @@ fn hub_totals(db: &Db) -> BTreeMap<(i64, String, String), u64> {
 fn hub_and_sensor_killed_while_shipping_lose_and_duplicate_nothing() {
     both(|db| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let indicators = dir.path().join("indicators.txt");
-        std::fs::write(&indicators, LISTED.join("\n")).expect("write indicators");
-        let out = khien(
-            db,
-            &[
-                "intel",
-                "import",
-                "--source",
-                "test",
-                &indicators.display().to_string(),
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        import(db, dir.path(), "indicators.txt", &LISTED.join("\n"));
         let snap = dir.path().join("snapshot.bin");
         let out = khien(
             db,
@@ -168,26 +197,7 @@ fn hub_and_sensor_killed_while_shipping_lose_and_duplicate_nothing() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let out = khien(
-            db,
-            &[
-                "--json",
-                "admin",
-                "api-key",
-                "create",
-                "--name",
-                "sensor-1",
-                "--scope",
-                "hits:write",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("api key JSON");
-        let key = created["secret"].as_str().expect("secret").to_owned();
+        let key = sensor_key(db);
 
         let log = dir.path().join("queries.log");
         let hub_log = dir.path().join("hub.log");
@@ -271,34 +281,8 @@ fn http_get(port: u16, path: &str) -> String {
 fn sensor_takes_new_snapshots_from_the_hub_and_serves_metrics() {
     let db = super::sqlite();
     let dir = tempfile::tempdir().expect("tempdir");
-    let first = dir.path().join("first.txt");
-    std::fs::write(&first, "c2.evil.example\n").expect("write");
-    let out = khien(
-        &db,
-        &[
-            "intel",
-            "import",
-            "--source",
-            "test",
-            &first.display().to_string(),
-        ],
-    );
-    assert!(out.status.success());
-    let out = khien(
-        &db,
-        &[
-            "--json",
-            "admin",
-            "api-key",
-            "create",
-            "--name",
-            "sensor-1",
-            "--scope",
-            "hits:write",
-        ],
-    );
-    let created: serde_json::Value = serde_json::from_slice(&out.stdout).expect("api key JSON");
-    let key = created["secret"].as_str().expect("secret").to_owned();
+    import(&db, dir.path(), "first.txt", "c2.evil.example\n");
+    let key = sensor_key(&db);
     let port = free_port();
     let _hub = start_hub(&db, port, &dir.path().join("hub.log"));
     let metrics_port = free_port();
@@ -352,19 +336,7 @@ fn sensor_takes_new_snapshots_from_the_hub_and_serves_metrics() {
     );
 
     // A new indicator at the hub reaches the running sensor.
-    let second = dir.path().join("second.txt");
-    std::fs::write(&second, "new-c2.example\n").expect("write");
-    let out = khien(
-        &db,
-        &[
-            "intel",
-            "import",
-            "--source",
-            "test",
-            &second.display().to_string(),
-        ],
-    );
-    assert!(out.status.success());
+    import(&db, dir.path(), "second.txt", "new-c2.example\n");
     wait("snapshot swap", &|| {
         http_get(metrics_port, "/metrics")
             .contains("sensor_snapshot_indicators{sensor=\"sensor-1\"} 2")

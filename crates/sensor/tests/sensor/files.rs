@@ -12,6 +12,33 @@ fn unbound_line(ts: i64, client: &str, name: &str) -> String {
     format!("[{ts}] unbound[1811:0] info: {client} {name}. A IN\n")
 }
 
+fn append(log: &std::path::Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// A running sensor following `name` in `dir`, which starts with one line
+/// for `first` (a domain); flushes and looks for snapshots every second.
+fn follow(
+    dir: &std::path::Path,
+    name: &str,
+    first: &str,
+) -> (Running, std::path::PathBuf, std::path::PathBuf) {
+    let snap = default_snapshot(dir);
+    let log = dir.join(name);
+    std::fs::write(&log, unbound_line(1_764_079_200, "192.0.2.1", first)).unwrap();
+    let out = dir.join("hits.ndjson");
+    let mut c = config(
+        dir,
+        &snap,
+        &[format!("file:{}:unbound", log.display())],
+        &out,
+    );
+    c.flush_seconds = 1;
+    c.snapshot.refresh_seconds = 1;
+    (Running::start(c), log, out)
+}
+
 #[test]
 fn replay_counts_hits_per_client_bucket_and_indicator() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,22 +128,7 @@ fn many_workers_give_the_same_totals_as_one() {
 #[test]
 fn follows_rotation_and_truncation_like_tail_f() {
     let dir = tempfile::tempdir().unwrap();
-    let snap = default_snapshot(dir.path());
-    let log = dir.path().join("follow.log");
-    std::fs::write(
-        &log,
-        unbound_line(1_764_079_200, "192.0.2.1", "c2.evil.example"),
-    )
-    .unwrap();
-    let out = dir.path().join("hits.ndjson");
-    let mut c = config(
-        dir.path(),
-        &snap,
-        &[format!("file:{}:unbound", log.display())],
-        &out,
-    );
-    c.flush_seconds = 1;
-    let running = Running::start(c);
+    let (running, log, out) = follow(dir.path(), "follow.log", "c2.evil.example");
     let m = running.metrics.clone();
     wait_for("first line", Duration::from_secs(10), || {
         khien_sensor::Metrics::get(&m.hits) == 1
@@ -186,10 +198,10 @@ fn restart_resumes_at_the_saved_position() {
     let out = dir.path().join("hits.ndjson");
     let input = [format!("file:{}:unbound", log.display())];
     assert_eq!(run_once(config(dir.path(), &snap, &input, &out)).hits, 1);
-    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-    f.write_all(unbound_line(1_764_079_201, "192.0.2.2", "c2.evil.example").as_bytes())
-        .unwrap();
-    drop(f);
+    append(
+        &log,
+        &unbound_line(1_764_079_201, "192.0.2.2", "c2.evil.example"),
+    );
     // Same state directory: only the new line is read.
     let second = run_once(config(dir.path(), &snap, &input, &out));
     assert_eq!(second.events, 1);
@@ -205,23 +217,8 @@ fn restart_resumes_at_the_saved_position() {
 #[test]
 fn snapshot_swaps_while_running_without_losing_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let snap = default_snapshot(dir.path());
-    let log = dir.path().join("swap.log");
-    std::fs::write(
-        &log,
-        unbound_line(1_764_079_200, "192.0.2.1", "new-c2.example"),
-    )
-    .unwrap();
-    let out = dir.path().join("hits.ndjson");
-    let mut c = config(
-        dir.path(),
-        &snap,
-        &[format!("file:{}:unbound", log.display())],
-        &out,
-    );
-    c.flush_seconds = 1;
-    c.snapshot.refresh_seconds = 1;
-    let running = Running::start(c);
+    let (running, log, out) = follow(dir.path(), "swap.log", "new-c2.example");
+    let snap = dir.path().join("snapshot.bin");
     let m = running.metrics.clone();
     wait_for("first line read", Duration::from_secs(10), || {
         khien_sensor::Metrics::get(&m.events) == 1
@@ -234,10 +231,10 @@ fn snapshot_swaps_while_running_without_losing_lines() {
     wait_for("snapshot swap", Duration::from_secs(10), || {
         khien_sensor::Metrics::get(&m.snapshot_swaps) == 1
     });
-    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-    f.write_all(unbound_line(1_764_079_201, "192.0.2.1", "new-c2.example").as_bytes())
-        .unwrap();
-    drop(f);
+    append(
+        &log,
+        &unbound_line(1_764_079_201, "192.0.2.1", "new-c2.example"),
+    );
     wait_for("hit on the new snapshot", Duration::from_secs(10), || {
         khien_sensor::Metrics::get(&m.hits) == 1
     });
