@@ -18,7 +18,6 @@ const LEVEL_WHOLE: u8 = 2;
 
 /// A loaded snapshot: the file's bytes, checked, and a few header fields.
 /// Immutable; share it between threads with an `Arc`.
-#[derive(Debug)]
 pub struct Snapshot {
     bytes: Vec<u8>,
     info: SnapshotInfo,
@@ -34,6 +33,15 @@ pub struct Snapshot {
     /// Prefix lengths listed, longest first.
     v4_lengths: Vec<u8>,
     v6_lengths: Vec<u8>,
+}
+
+/// The header only: the bytes can be hundreds of megabytes.
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Snapshot {
@@ -544,6 +552,13 @@ mod tests {
         }
         let _ = s.match_url("http://evil.com/x");
         let _ = s.match_hash("d41d8cd98f00b204e9800998ecf8427e");
+    }
+
+    #[test]
+    fn debug_shows_the_header_not_the_bytes() {
+        let s = Snapshot::from_bytes(sample_bytes()).unwrap();
+        let shown = format!("{s:?}");
+        assert!(shown.contains("total: 9") && shown.len() < 600, "{shown}");
     }
 
     #[test]
