@@ -186,6 +186,7 @@ impl Snapshot {
         })
     }
 
+    /// What the header says: version, build time, counts, checksum.
     pub fn info(&self) -> &SnapshotInfo {
         &self.info
     }
@@ -195,10 +196,12 @@ impl Snapshot {
         &self.bytes
     }
 
+    /// The file's bytes back, without a copy.
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }
 
+    /// Indicators in the snapshot.
     pub fn len(&self) -> usize {
         self.info.total as usize
     }
@@ -223,8 +226,8 @@ impl Snapshot {
     /// The entry record at `index`.
     #[inline(always)]
     fn entry(&self, index: u64) -> Option<&[u8]> {
-        let at = index as usize * ENTRY_LEN;
-        self.section(ENTRIES).get(at..at + ENTRY_LEN)
+        let at = usize::try_from(index).ok()?.checked_mul(ENTRY_LEN)?;
+        self.section(ENTRIES).get(at..at.checked_add(ENTRY_LEN)?)
     }
 
     fn entry_value<'s>(&'s self, e: &[u8]) -> Option<&'s [u8]> {
