@@ -53,6 +53,20 @@ pub(crate) enum Work {
     },
 }
 
+/// What a unit of work owes the aggregator besides its hits.
+enum Reply {
+    Chunk {
+        input: usize,
+        seq: u64,
+        position: Option<FilePosition>,
+    },
+    Unordered,
+    Finished {
+        input: usize,
+        seq: u64,
+    },
+}
+
 /// A hit pre-aggregated over one unit of work.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PartialHit {
@@ -142,7 +156,8 @@ impl Worker {
             let snapshot = self.snapshot.get();
             let mut tally = Tally::new();
             let now = now_ms();
-            let out = match item {
+            // What the aggregator needs to hear back, hits aside.
+            let reply = match item {
                 Work::Lines {
                     input,
                     seq,
@@ -157,11 +172,10 @@ impl Worker {
                     self.lines(
                         &mut lines, input, &bytes, preamble, &snapshot, now, &mut tally,
                     );
-                    Done::Chunk {
+                    Reply::Chunk {
                         input,
                         seq,
                         position,
-                        hits: Vec::new(),
                     }
                 }
                 Work::Dnstap {
@@ -170,68 +184,93 @@ impl Worker {
                     ends,
                     messages,
                 } => {
-                    let mut start = 0usize;
-                    for end in ends {
-                        let end = end as usize;
-                        let Some(payload) = frames.get(start..end) else {
-                            break;
-                        };
-                        start = end;
-                        tally.units += 1;
-                        match dnstap.decode(payload) {
-                            Ok(Some(q)) => {
-                                let wanted = match messages {
-                                    DnsMessages::Queries => !q.is_response,
-                                    DnsMessages::Responses => q.is_response,
-                                };
-                                if wanted {
-                                    tally.events += 1;
-                                    let time = if q.time_ms == 0 { now } else { q.time_ms };
-                                    if let Some(hit) = snapshot.match_domain(q.qname) {
-                                        self.record(&mut tally, time, q.client, &hit, || {
-                                            String::from_utf8_lossy(q.qname).into_owned()
-                                        });
-                                    }
-                                }
-                            }
-                            Ok(None) => {}
-                            Err(e) => self.decode_error(&mut tally, input, &e, payload),
-                        }
-                    }
-                    Done::Unordered { hits: Vec::new() }
+                    self.frames(
+                        &mut dnstap,
+                        input,
+                        &frames,
+                        &ends,
+                        messages,
+                        &snapshot,
+                        now,
+                        &mut tally,
+                    );
+                    Reply::Unordered
                 }
                 Work::Flows { flows } => {
                     for flow in &flows {
                         tally.events += 1;
                         self.flow(flow, &snapshot, now, &mut tally);
                     }
-                    Done::Unordered { hits: Vec::new() }
+                    Reply::Unordered
                 }
-                Work::Finished { input, seq } => Done::Finished { input, seq },
+                Work::Finished { input, seq } => Reply::Finished { input, seq },
             };
             Metrics::add(&self.metrics.units_read, tally.units);
             Metrics::add(&self.metrics.events, tally.events);
             Metrics::add(&self.metrics.hits, tally.hits);
             self.metrics.add_decode_errors(&tally.errors);
             let hits: Vec<PartialHit> = tally.partial.into_values().collect();
-            let out = match out {
-                Done::Chunk {
+            let out = match reply {
+                Reply::Chunk {
                     input,
                     seq,
                     position,
-                    ..
                 } => Done::Chunk {
                     input,
                     seq,
                     position,
                     hits,
                 },
-                Done::Unordered { .. } if hits.is_empty() => continue,
-                Done::Unordered { .. } => Done::Unordered { hits },
-                finished => finished,
+                Reply::Unordered if hits.is_empty() => continue,
+                Reply::Unordered => Done::Unordered { hits },
+                Reply::Finished { input, seq } => Done::Finished { input, seq },
             };
             if done.send(out).is_err() {
                 return;
+            }
+        }
+    }
+
+    /// dnstap payloads back to back, `ends[i]` where frame `i` ends.
+    #[allow(clippy::too_many_arguments)]
+    fn frames(
+        &self,
+        dnstap: &mut DnstapDecoder,
+        input: usize,
+        frames: &[u8],
+        ends: &[u32],
+        messages: DnsMessages,
+        snapshot: &Snapshot,
+        now: i64,
+        tally: &mut Tally,
+    ) {
+        let mut start = 0usize;
+        for &end in ends {
+            let end = end as usize;
+            let Some(payload) = frames.get(start..end) else {
+                break;
+            };
+            start = end;
+            tally.units += 1;
+            match dnstap.decode(payload) {
+                Ok(Some(q)) => {
+                    let wanted = match messages {
+                        DnsMessages::Queries => !q.is_response,
+                        DnsMessages::Responses => q.is_response,
+                    };
+                    if !wanted {
+                        continue;
+                    }
+                    tally.events += 1;
+                    let time = if q.time_ms == 0 { now } else { q.time_ms };
+                    if let Some(hit) = snapshot.match_domain(q.qname) {
+                        self.record(tally, time, q.client, &hit, || {
+                            String::from_utf8_lossy(q.qname).into_owned()
+                        });
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => self.decode_error(tally, input, &e, payload),
             }
         }
     }
