@@ -188,17 +188,31 @@ fn looks_like_address(t: &[u8]) -> bool {
 /// The query name of an Unbound query line, found without decoding the
 /// rest; `None` when the line does not have that shape.
 pub(super) fn unbound_name(line: &[u8]) -> Option<&[u8]> {
-    let at = INFO.find(line)?;
-    let (addr, next) = token(line, at + 7);
-    if !looks_like_address(addr) {
+    // The four fields are the line's last four: read them from the end,
+    // then check that ` info: ` comes just before — cheaper than searching
+    // for the marker from the start. A `log-replies` line has more fields
+    // after the class, so its last field is no class and it is refused.
+    let mut end = line.len();
+    let mut field = |end: &mut usize| -> Option<(usize, usize)> {
+        let space = memchr::memrchr(b' ', line.get(..*end)?)?;
+        let f = (space + 1, *end);
+        *end = space;
+        Some(f)
+    };
+    let class = field(&mut end)?;
+    let qtype = field(&mut end)?;
+    let qname = field(&mut end)?;
+    let client = field(&mut end)?;
+    let marker = client.0.checked_sub(7)?;
+    if line.get(marker..client.0) != Some(b" info: ")
+        || !is_dns_class(&line[class.0..class.1])
+        || qtype.0 == qtype.1
+        || qname.0 == qname.1
+        || !looks_like_address(&line[client.0..client.1])
+    {
         return None;
     }
-    let (qname, next) = token(line, next);
-    let (qtype, next) = token(line, next);
-    let (class, next) = token(line, next);
-    // More fields after the class make it a `log-replies` response line.
-    let query = next >= line.len();
-    (query && !qname.is_empty() && !qtype.is_empty() && is_dns_class(class)).then_some(qname)
+    Some(&line[qname.0..qname.1])
 }
 
 /// The query name of a BIND query line (after `: query: `).
