@@ -193,7 +193,7 @@ pub(super) fn unbound_name(line: &[u8]) -> Option<&[u8]> {
     // for the marker from the start. A `log-replies` line has more fields
     // after the class, so its last field is no class and it is refused.
     let mut end = line.len();
-    let mut field = |end: &mut usize| -> Option<(usize, usize)> {
+    let field = |end: &mut usize| -> Option<(usize, usize)> {
         let space = memchr::memrchr(b' ', line.get(..*end)?)?;
         let f = (space + 1, *end);
         *end = space;
