@@ -62,6 +62,10 @@ impl SourceContext {
 struct LineChunker {
     carry: Vec<u8>,
     discarding: bool,
+    /// Bytes of the over-long line being skipped, so the saved position
+    /// stays at its start (a restart skips it again rather than reading
+    /// its tail as a line).
+    discarded: u64,
     errors: BTreeMap<&'static str, u64>,
 }
 
@@ -74,8 +78,12 @@ impl LineChunker {
                 Some(i) => {
                     data = &data[i + 1..];
                     self.discarding = false;
+                    self.discarded = 0;
                 }
-                None => return Vec::new(),
+                None => {
+                    self.discarded += data.len() as u64;
+                    return Vec::new();
+                }
             }
         }
         let mut buf = std::mem::take(&mut self.carry);
@@ -91,6 +99,7 @@ impl LineChunker {
         }
         if self.carry.len() > MAX_LINE_BYTES {
             *self.errors.entry("line_too_long").or_insert(0) += 1;
+            self.discarded = self.carry.len() as u64;
             self.carry = Vec::new();
             self.discarding = true;
         }
@@ -100,16 +109,19 @@ impl LineChunker {
     /// The unfinished last line, at end of input.
     fn finish(&mut self) -> Vec<u8> {
         self.discarding = false;
+        self.discarded = 0;
         std::mem::take(&mut self.carry)
     }
 
+    /// Bytes read but not yet handed on as whole lines.
     fn carried(&self) -> u64 {
-        self.carry.len() as u64
+        self.carry.len() as u64 + self.discarded
     }
 
     fn reset(&mut self) {
         self.carry.clear();
         self.discarding = false;
+        self.discarded = 0;
     }
 }
 
@@ -730,7 +742,10 @@ mod tests {
         assert!(c.feed(&huge).is_empty());
         assert_eq!(c.errors.get("line_too_long"), Some(&1));
         assert!(c.feed(&huge).is_empty());
+        // The position stays at the long line's start while it is skipped.
+        assert_eq!(c.carried(), 2 * huge.len() as u64);
         assert_eq!(c.feed(b"tail\nnext\n"), b"next\n");
+        assert_eq!(c.carried(), 0);
         assert_eq!(c.feed(b"end"), b"");
         assert_eq!(c.finish(), b"end");
     }
