@@ -479,7 +479,7 @@ pub(crate) fn parse_time(s: &str) -> Option<Timestamp> {
 
 /// Splits one CSV line into `out`: quoted fields with `""` escapes, white
 /// space allowed around fields and before an opening quote.
-fn split_fields(line: &str, delimiter: u8, out: &mut Vec<String>) -> Result<(), String> {
+pub(crate) fn split_fields(line: &str, delimiter: u8, out: &mut Vec<String>) -> Result<(), String> {
     out.clear();
     let bytes = line.as_bytes();
     let mut i = 0;

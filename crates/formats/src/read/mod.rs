@@ -90,6 +90,7 @@ mod misp;
 mod pattern;
 mod stix;
 
+pub(crate) use self::csv::split_fields;
 pub use self::csv::{Column, CsvMapping, MappingError, read_csv};
 pub use format::Format;
 pub use list::{MAX_LINE, read_list};

@@ -3,6 +3,7 @@
 //! files and external validators, warninglists, and a real Unbound loading
 //! the exported RPZ zone.
 
+mod attribution;
 mod read;
 mod read_csv;
 mod read_list;
