@@ -625,11 +625,8 @@ impl Parser {
                 self.stmt = pending;
                 self.unterminated(out)
             }
-            other => {
-                self.ctx = other;
-                self.stmt = pending;
-                Ok(())
-            }
+            // A cut `failover`/`class` block: already reported as skipped.
+            Ctx::Top | Ctx::Skip(_) => Ok(()),
         }
     }
 
@@ -779,6 +776,24 @@ mod tests {
                 "1 skip not a lease",
                 "6 skip not a lease",
                 "10 10.0.0.9/32 Some(\"00:01:02:03:04:05\")",
+            ]
+        );
+    }
+
+    #[test]
+    fn lease_in_column_zero_ends_a_cut_block() {
+        let data = "failover peer \"p\" state {\n  my state normal at 2 2026/11/24 0\n\
+                    lease 10.0.0.9 {\n  starts 2 2026/11/24 03:00:00;\n  ends never;\n}\n\
+                    server-duid \"\\000\n\
+                    ia-na \"\\001\\000\\000\\000\\000\\002\" {\n  cltt 2 2026/11/24 03:00:00;\n\
+                    \x20 iaaddr 2001:db8::9 {\n    ends never;\n  }\n}\n";
+        assert_eq!(
+            lines_of(data),
+            vec![
+                "1 skip not a lease",
+                "3 10.0.0.9/32 None",
+                "7 reject statement is not terminated",
+                "10 2001:db8::9/128 Some(\"00:02\")",
             ]
         );
     }

@@ -118,8 +118,9 @@ impl Attr {
     }
 }
 
-/// Attribute lines kept per record: each read attribute a few times over.
-const MAX_KEPT: usize = 64;
+/// Attribute lines kept per record: the first of each read attribute, and
+/// a few addresses.
+const MAX_KEPT: usize = 32;
 
 /// A detail record being read.
 #[derive(Debug)]
@@ -161,7 +162,17 @@ impl Record {
         let Some(attr) = Attr::from_name(name.trim()) else {
             return;
         };
-        if self.attrs.len() >= MAX_KEPT {
+        // Only the first of each is read, except addresses (dual stack).
+        let address = matches!(
+            attr,
+            Attr::FramedIp
+                | Attr::FramedIpv6Prefix
+                | Attr::DelegatedIpv6Prefix
+                | Attr::FramedIpv6Address
+        );
+        if self.attrs.len() >= MAX_KEPT
+            || (!address && self.attrs.iter().any(|(_, a, _)| *a == attr))
+        {
             return;
         }
         match unquote(value.trim()) {
@@ -652,6 +663,22 @@ mod tests {
             unquote(r#""trailing\"#),
             Err("unterminated quoted value".into())
         );
+    }
+
+    #[test]
+    fn repeated_attributes_cannot_crowd_out_the_address() {
+        let mut data = String::from("Tue Nov 24 10:00:00 2026\n\tAcct-Status-Type = Start\n");
+        for i in 0..100 {
+            data.push_str(&format!("\tUser-Name = \"u{i}\"\n"));
+        }
+        data.push_str("\tFramed-IP-Address = 100.64.1.2\n\n");
+        match super::super::collect(AttributionFormat::RadiusDetail, &data).as_slice() {
+            [super::super::AttributionEvent::Address(e)] => {
+                assert_eq!(e.identity.as_deref(), Some("u0"));
+                assert_eq!(e.network.to_string(), "100.64.1.2/32");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
