@@ -55,7 +55,8 @@ pub fn t(key: &str, args: &[(&str, &dyn std::fmt::Display)]) -> String {
         .or_else(|| cats.en.get(key))
         .copied()
         .unwrap_or(key);
-    let mut out = template.to_string();
+    // `\n` in a catalogue line is a line break.
+    let mut out = template.replace("\\n", "\n");
     for (name, value) in args {
         out = out.replace(&format!("{{{name}}}"), &value.to_string());
     }

@@ -6,6 +6,7 @@
 
 mod admin;
 mod cli;
+mod demo;
 mod i18n;
 mod intel;
 mod logging;

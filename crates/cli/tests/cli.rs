@@ -76,8 +76,16 @@ fn both(test: impl Fn(&Db)) {
     }
 }
 
+impl Db {
+    /// The hub's data directory (its keys) for this database.
+    fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("hub-data")
+    }
+}
+
 fn khien(db: &Db, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_khien"))
+        .env("KHIEN_DATA_DIR", db.data_dir())
         .args(args)
         .args(["--database", &db.url, "--lang", "en"])
         .output()

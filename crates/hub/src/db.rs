@@ -1,16 +1,17 @@
-//! The request path's access to the synchronous store: one connection
-//! behind a mutex, used from blocking tasks so the async workers never
-//! wait on the database.
+//! The request path's access to the synchronous store: a few connections,
+//! each behind a mutex, used from blocking tasks so the async workers
+//! never wait on the database.
 //!
-//! A connection that failed (database restarted, connection dropped) is
-//! dropped and reopened on next use; so is one whose mutex was poisoned
-//! by a panic, which may have left a transaction open. One connection
-//! serialises requests — enough for a hub whose sensors send a batch a
-//! minute; a pool can replace it without changing callers.
+//! A request takes the first idle connection, or waits on one chosen
+//! round-robin. A connection that failed (database restarted, connection
+//! dropped) is dropped and reopened on next use; so is one whose mutex was
+//! poisoned by a panic, which may have left a transaction open. Every
+//! connection gets the hub's [`HashKey`] for secrets.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use khien_store::Store;
+use khien_store::{HashKey, Store};
 
 use crate::error::{ApiError, Problem};
 
@@ -60,14 +61,29 @@ impl Drop for OwnedStore {
 #[derive(Debug, Clone)]
 pub(crate) struct StoreHandle {
     database: Arc<str>,
-    conn: Arc<Mutex<OwnedStore>>,
+    hash_key: HashKey,
+    conns: Arc<[Mutex<OwnedStore>]>,
+    next: Arc<AtomicUsize>,
+}
+
+/// Opens a store with the hub's hash key set.
+pub(crate) fn open_store(database: &str, hash_key: &HashKey) -> Result<Store, khien_store::Error> {
+    let mut s = Store::open(database)?;
+    s.set_hash_key(hash_key.clone());
+    Ok(s)
 }
 
 impl StoreHandle {
-    pub fn new(database: &str, store: OwnedStore) -> Self {
+    /// A handle over `first` and `extra` more connections opened lazily.
+    pub fn new(database: &str, hash_key: HashKey, first: OwnedStore, extra: usize) -> Self {
+        let conns: Vec<Mutex<OwnedStore>> = std::iter::once(Mutex::new(first))
+            .chain((0..extra).map(|_| Mutex::new(OwnedStore::default())))
+            .collect();
         Self {
             database: database.into(),
-            conn: Arc::new(Mutex::new(store)),
+            hash_key,
+            conns: conns.into(),
+            next: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -87,18 +103,26 @@ impl StoreHandle {
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, khien_store::Error>,
     ) -> Result<T, ApiError> {
-        let mut guard = match self.conn.lock() {
-            Ok(g) => g,
-            Err(poisoned) => {
-                let mut g = poisoned.into_inner();
-                g.clear();
-                self.conn.clear_poison();
-                g
+        let idle = self.conns.iter().find_map(|c| c.try_lock().ok());
+        let mut guard = match idle {
+            Some(g) => g,
+            None => {
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+                let conn = &self.conns[i];
+                match conn.lock() {
+                    Ok(g) => g,
+                    Err(poisoned) => {
+                        let mut g = poisoned.into_inner();
+                        g.clear();
+                        conn.clear_poison();
+                        g
+                    }
+                }
             }
         };
         let store = match guard.get_mut() {
             Some(s) => s,
-            None => match Store::open(&self.database) {
+            None => match open_store(&self.database, &self.hash_key) {
                 Ok(s) => guard.set(s),
                 Err(e) => {
                     tracing::error!(event = "hub_store_open_failed", error = %e);

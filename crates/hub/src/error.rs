@@ -8,8 +8,17 @@
 //!   `title` (fixed per type), `status`, `detail` (this occurrence, in
 //!   English, safe to show), and extension members when they apply:
 //!   `line` (1-based NDJSON line, or JSON line for a syntax error), `index`
-//!   (0-based position in a JSON body's `hits`), `field` (the hit field at
-//!   fault), `batch_id`.
+//!   (0-based position in a JSON body's `hits`), `field` (the field or
+//!   query parameter at fault, as a JSON path such as `hits[3].client`),
+//!   `batch_id`.
+//! - Bad requests are 400 (unreadable body or query), 415 (content type),
+//!   413 (size), 422 (well-formed but refused: a value out of range, an
+//!   unknown e-mail address format), 409 (clashes with stored state: a
+//!   taken name, a case move its state forbids), 404 (absent, or another
+//!   tenant's — the two are indistinguishable on purpose), 403 (known
+//!   caller without the permission, or a missing CSRF token), 401 (no
+//!   valid credentials), 429 (rate limits and locked accounts, with
+//!   `Retry-After`).
 //! - Client mistakes (4xx) name exactly what to fix — the header, the
 //!   line, the field — and are logged at `info` as `hub_request_rejected`.
 //! - Server failures (5xx) reveal nothing internal: the detail is generic
@@ -54,6 +63,9 @@ pub enum Error {
     /// Building the snapshot failed.
     #[error("snapshot: {0}")]
     Snapshot(String),
+    /// A cryptographic operation failed (no randomness, a bad key).
+    #[error("cryptography: {0}")]
+    Crypto(String),
 }
 
 /// The kinds of problem the API reports; each has one status and title.
@@ -61,6 +73,12 @@ pub enum Error {
 pub(crate) enum Problem {
     Unauthorized,
     Forbidden,
+    CsrfRequired,
+    InvalidQuery,
+    Validation,
+    Conflict,
+    RateLimited,
+    AccountLocked,
     MissingBatchId,
     InvalidBatchId,
     InvalidBody,
@@ -87,7 +105,37 @@ impl Problem {
             Forbidden => (
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                "The API key lacks the scope this needs",
+                "The caller lacks the permission this needs",
+            ),
+            CsrfRequired => (
+                StatusCode::FORBIDDEN,
+                "csrf-token-required",
+                "A session request that changes something needs its CSRF token",
+            ),
+            InvalidQuery => (
+                StatusCode::BAD_REQUEST,
+                "invalid-query",
+                "A query parameter cannot be read",
+            ),
+            Validation => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+                "A value is not acceptable",
+            ),
+            Conflict => (
+                StatusCode::CONFLICT,
+                "conflict",
+                "The request clashes with the stored state",
+            ),
+            RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many requests from this client",
+            ),
+            AccountLocked => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "account-locked",
+                "Too many failed logins; the account is locked for a while",
             ),
             MissingBatchId => (
                 StatusCode::BAD_REQUEST,
@@ -158,6 +206,8 @@ pub(crate) struct ApiError {
     pub index: Option<usize>,
     pub field: Option<String>,
     pub batch_id: Option<String>,
+    /// Seconds for `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -186,7 +236,29 @@ impl ApiError {
             index: None,
             field: None,
             batch_id: None,
+            retry_after: None,
         }
+    }
+
+    /// A refused value: 422 naming the field.
+    pub fn invalid(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(Problem::Validation, detail)
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(Problem::NotFound, format!("no such {what}"))
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(Problem::Forbidden, detail)
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
 
     /// A server-side failure: the cause is logged, the client is told
@@ -227,6 +299,12 @@ impl From<khien_store::Error> for ApiError {
                 what: "batch id",
                 reason,
             } => ApiError::new(Problem::InvalidBatchId, format!("batch id: {reason}")),
+            khien_store::Error::Invalid { what, reason } => {
+                ApiError::invalid(field_of(what), format!("{what}: {reason}"))
+            }
+            khien_store::Error::Conflict { what, reason } => {
+                ApiError::new(Problem::Conflict, format!("{what}: {reason}"))
+            }
             other => ApiError::internal(&other),
         }
     }
@@ -256,6 +334,7 @@ impl IntoResponse for ApiError {
             batch_id: self.batch_id.as_deref(),
         };
         let body = serde_json::to_vec(&doc).unwrap_or_else(|_| b"{}".to_vec());
+        let retry_after = self.retry_after;
         let mut res = (status, body).into_response();
         let h = res.headers_mut();
         h.insert(
@@ -274,6 +353,48 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
+        if let Some(secs) = retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res
     }
+}
+
+/// The request field a store validation error is about.
+fn field_of(what: &str) -> &'static str {
+    match what {
+        "e-mail" => "email",
+        "display name" => "display_name",
+        "language" => "language",
+        "organisation slug" => "slug",
+        "organisation name" => "name",
+        "organisation" => "org_id",
+        "API key name" => "name",
+        "API key scope" | "API key scopes" => "scopes",
+        "comment" => "text",
+        "subscriber id" => "external_id",
+        "subscriber identity" => "identities",
+        _ => "body",
+    }
+}
+
+/// An RFC 9457 problem document, as every error response carries it
+/// (`application/problem+json`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ProblemSchema {
+    /// A stable identifier, `urn:khien:problem:<slug>`.
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    /// This occurrence, in English.
+    detail: String,
+    /// The 1-based line of the body at fault.
+    line: Option<u64>,
+    /// The 0-based position in a JSON body's array at fault.
+    index: Option<usize>,
+    /// The field or query parameter at fault, as a JSON path.
+    field: Option<String>,
+    batch_id: Option<String>,
 }

@@ -1,6 +1,15 @@
 //! `POST /api/v1/hits`: authenticate, read the body within its limits,
-//! parse it, check every hit belongs to the key's sensor, and store the
-//! batch in one transaction. 200 is sent only after the commit.
+//! parse it, check every hit belongs to the key's sensor, set aside hits
+//! stamped in the future (a sensor with a wrong clock), attribute each
+//! hit to a subscriber with the organisation's interval index, and store
+//! the batch with its case changes in one transaction. 200 is sent only
+//! after the commit.
+//!
+//! A hit from the future (beyond `hits.max_clock_skew`) is not stored and
+//! is listed in the answer's `rejected` with its position and field; the
+//! rest of the batch is. Refusing the whole batch would leave the sensor
+//! retrying it forever; storing it would open cases "in the future" that
+//! the resolution job could never resolve.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,26 +17,48 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, HttpBody};
-use axum::extract::State;
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use khien_store::MAX_BATCH_ID_LEN;
+use chrono::Utc;
+use khien_store::{HitBatch, MAX_BATCH_ID_LEN};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::auth::{SCOPE_HITS_WRITE, authenticate};
+use crate::auth::{Permission, Who, authenticate};
 use crate::error::{ApiError, Problem};
 use crate::metrics::add;
 use crate::server::AppState;
 use crate::wire::{self, Batch, BodyError, BodyErrorKind};
 
+/// A hit of an accepted batch that was not stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RejectedHit {
+    /// NDJSON: the 1-based line.
+    pub line: Option<u64>,
+    /// JSON: the 0-based position in `hits`.
+    pub index: Option<usize>,
+    pub field: String,
+    pub reason: String,
+}
+
 /// The success response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Accepted {
     batch_id: String,
-    /// Hits in the batch (as first recorded, for a duplicate).
+    /// Hits stored from the batch (as first recorded, for a duplicate).
     stored: u64,
     /// The batch id was recorded before; nothing was applied this time.
     duplicate: bool,
+    /// Hits attributed to a subscriber.
+    attributed: u64,
+    /// Cases this batch opened.
+    cases_opened: u64,
+    /// Cases this batch reinfected.
+    cases_reinfected: u64,
+    /// Hits not stored (stamped in the future).
+    rejected: Vec<RejectedHit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,15 +70,25 @@ enum Format {
 /// How long a refused request's unread body is drained before answering.
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 
-pub(crate) async fn post_hits(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    mut body: Body,
-) -> Response {
+/// Submit a batch of hits (sensors). NDJSON (`application/x-ndjson`, the
+/// batch id in `Idempotency-Key`) or JSON `{"batch_id", "hits"}`; gzip
+/// accepted. A batch id seen before is a no-op answered `duplicate`.
+#[utoipa::path(post, path = "/api/v1/hits", tag = "sensors",
+    params(("Idempotency-Key" = Option<String>, Header, description = "The batch id (required for NDJSON)")),
+    request_body(content = String, content_type = "application/x-ndjson",
+        description = "One hit per line, as the sensor's NDJSON output"),
+    responses(
+        (status = 200, description = "Stored (or a duplicate)", body = Accepted),
+        (status = 400, body = crate::error::ProblemSchema), (status = 401, body = crate::error::ProblemSchema),
+        (status = 413, body = crate::error::ProblemSchema), (status = 415, body = crate::error::ProblemSchema),
+        (status = 422, body = crate::error::ProblemSchema)))]
+pub(crate) async fn post_hits(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let (parts, mut body) = req.into_parts();
+    let headers = &parts.headers;
     let header_id = headers
         .get("idempotency-key")
         .map(|v| v.to_str().map(str::to_string));
-    let result = ingest(&state, &headers, &mut body).await;
+    let result = ingest(&state, &parts, &mut body).await;
     match &result {
         Ok(a) if a.duplicate => add(&state.metrics.batches_duplicate, 1),
         Ok(_) => add(&state.metrics.batches_stored, 1),
@@ -90,13 +131,16 @@ async fn drain(body: &mut Body, limit: usize) {
     let _ = tokio::time::timeout(DRAIN_TIME, discard).await;
 }
 
-async fn ingest(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &mut Body,
-) -> Result<Accepted, ApiError> {
+async fn ingest(state: &AppState, parts: &Parts, body: &mut Body) -> Result<Accepted, ApiError> {
+    let headers = &parts.headers;
     // Authenticate before reading a byte of the body.
-    let key = authenticate(&state.store, headers, &[SCOPE_HITS_WRITE]).await?;
+    let principal = authenticate(state, parts).await?;
+    principal.require(Permission::SubmitHits)?;
+    let Who::Key { name: key_name, .. } = &principal.who else {
+        return Err(ApiError::forbidden("hits come from sensors' API keys"));
+    };
+    let key_name = key_name.clone();
+    let org = principal.org_id;
     let format = content_type(headers)?;
     let gzip = content_encoding(headers)?;
     let header_id = match headers.get("idempotency-key") {
@@ -122,7 +166,7 @@ async fn ingest(
         return Err(too_large(max));
     }
     let timeout = Duration::from_secs(state.config.body_timeout_seconds);
-    let raw = tokio::time::timeout(timeout, read_limited(body, max))
+    let raw = tokio::time::timeout(timeout, crate::api::read_limited(body, max))
         .await
         .map_err(|_| {
             ApiError::new(
@@ -168,7 +212,7 @@ async fn ingest(
         }
     };
     check_batch_id(&batch_id)?;
-    if let Some(i) = batch.hits.iter().position(|h| h.sensor != key.name) {
+    if let Some(i) = batch.hits.iter().position(|h| h.sensor != key_name) {
         let (line, index) = batch.locate(i);
         return Err(ApiError {
             line,
@@ -181,32 +225,101 @@ async fn ingest(
                     "{}: the hit names sensor {:?} but the API key belongs to {:?}",
                     where_(line, index),
                     batch.hits[i].sensor,
-                    key.name
+                    key_name
                 ),
             )
         });
     }
-    let count = batch.hits.len() as u64;
-    let (sensor, id) = (key.name.clone(), batch_id.clone());
-    let hits = batch.hits;
+    let skew = chrono::Duration::seconds(
+        i64::try_from(state.config.hits.max_clock_skew.as_secs()).unwrap_or(i64::MAX / 2),
+    );
+    let limit = Utc::now() + skew;
+    let mut rejected = Vec::new();
+    let mut hits = Vec::with_capacity(batch.hits.len());
+    for (i, h) in batch.hits.iter().enumerate() {
+        let late = [
+            ("bucket", h.bucket),
+            ("first_seen", h.first_seen),
+            ("last_seen", h.last_seen),
+        ]
+        .into_iter()
+        .find(|(_, t)| *t > limit);
+        match late {
+            Some((field, t)) => {
+                let (line, index) = batch.locate(i);
+                rejected.push(RejectedHit {
+                    line,
+                    index,
+                    field: field.into(),
+                    reason: format!(
+                        "{field} {} is in the future (more than {} s ahead of the hub's clock)",
+                        t.to_rfc3339(),
+                        skew.num_seconds()
+                    ),
+                });
+            }
+            None => hits.push(h.clone()),
+        }
+    }
+    if !rejected.is_empty() {
+        add(&state.metrics.hits_rejected_future, rejected.len() as u64);
+        tracing::info!(
+            event = "hub_hits_rejected",
+            reason = "future",
+            sensor = %key_name,
+            count = rejected.len(),
+            first = %rejected[0].reason,
+        );
+    }
+    let count = hits.len() as u64;
+    let subscribers: Vec<Option<i64>> = match state.attribution.get(org) {
+        Some(index) => hits
+            .iter()
+            .map(|h| index.lookup(h.client, h.client_port, h.first_seen.timestamp()))
+            .collect(),
+        None => Vec::new(),
+    };
+    let (sensor, id) = (key_name.clone(), batch_id.clone());
     let outcome = state
         .store
-        .run(move |s| s.record_hits(&sensor, &id, &hits))
+        .run(move |s| {
+            s.record_hits(&HitBatch {
+                org_id: org,
+                sensor: &sensor,
+                batch_id: &id,
+                hits: &hits,
+                subscribers: &subscribers,
+            })
+        })
         .await
         .map_err(|e| e.with_batch_id(Some(&batch_id)))?;
     if !outcome.duplicate {
         add(&state.metrics.hits_received, count);
+        add(&state.metrics.hits_attributed, outcome.attributed);
+        add(
+            &state.metrics.hits_unattributed,
+            count - outcome.attributed.min(count),
+        );
+        add(&state.metrics.cases_opened, outcome.cases.opened);
+        add(&state.metrics.cases_reinfected, outcome.cases.reinfected);
     }
     tracing::info!(
         event = if outcome.duplicate { "hub_batch_duplicate" } else { "hub_batch_stored" },
-        sensor = %key.name,
+        sensor = %key_name,
+        org,
         batch_id = %batch_id,
         hits = outcome.stored,
+        attributed = outcome.attributed,
+        cases_opened = outcome.cases.opened,
     );
     Ok(Accepted {
         batch_id,
         stored: outcome.stored,
         duplicate: outcome.duplicate,
+        attributed: outcome.attributed,
+        cases_opened: outcome.cases.opened,
+        cases_reinfected: outcome.cases.reinfected,
+        rejected,
     })
 }
 
@@ -257,7 +370,7 @@ fn content_type(headers: &HeaderMap) -> Result<Format, ApiError> {
 }
 
 /// Whether the body is gzip-compressed.
-fn content_encoding(headers: &HeaderMap) -> Result<bool, ApiError> {
+pub(crate) fn content_encoding(headers: &HeaderMap) -> Result<bool, ApiError> {
     match headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
@@ -272,14 +385,14 @@ fn content_encoding(headers: &HeaderMap) -> Result<bool, ApiError> {
     }
 }
 
-fn too_large(max: usize) -> ApiError {
+pub(crate) fn too_large(max: usize) -> ApiError {
     ApiError::new(
         Problem::BodyTooLarge,
         format!("the body exceeds {max} bytes"),
     )
 }
 
-fn body_error(e: BodyError) -> ApiError {
+pub(crate) fn body_error(e: BodyError) -> ApiError {
     let problem = match e.kind {
         BodyErrorKind::TooLarge => Problem::BodyTooLarge,
         _ => Problem::InvalidBody,
@@ -290,21 +403,4 @@ fn body_error(e: BodyError) -> ApiError {
         field: e.field,
         ..ApiError::new(problem, e.message)
     }
-}
-
-/// Reads the body, refusing one byte past `max` (whatever Content-Length
-/// claimed, for chunked bodies).
-async fn read_limited(body: &mut Body, max: usize) -> Result<Vec<u8>, ApiError> {
-    let mut out: Vec<u8> = Vec::new();
-    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await {
-        let frame = frame
-            .map_err(|e| ApiError::new(Problem::InvalidBody, format!("reading the body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if out.len() + data.len() > max {
-                return Err(too_large(max));
-            }
-            out.extend_from_slice(&data);
-        }
-    }
-    Ok(out)
 }

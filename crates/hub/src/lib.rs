@@ -37,18 +37,33 @@
 //! # Ok(()) }
 //! ```
 
+// An `ApiError` (problem document with its location fields) is returned
+// on the error path of a request only; boxing it would buy nothing.
+#![allow(clippy::result_large_err)]
+
+mod api;
+pub mod attribution;
 mod auth;
 mod config;
 mod db;
 mod error;
+pub mod guidance;
 mod ingest;
 mod metrics;
+pub mod secrets;
 mod server;
 pub mod snapshot;
 pub mod wire;
 
-pub use auth::{SCOPE_HITS_WRITE, SCOPE_READ, SCOPES};
-pub use config::HubConfig;
+pub use auth::{SCOPE_ADMIN, SCOPE_ATTRIBUTION_WRITE, SCOPE_HITS_WRITE, SCOPE_READ, SCOPES};
+pub use config::{
+    CaseConfig, CookieSecure, HitConfig, HubConfig, LoginConfig, LookupConfig, OrganizationConfig,
+    SecretsConfig, SessionConfig,
+};
 pub use error::Error;
-pub use server::{Hub, HubHandle, serve, shutdown_signal};
-pub use snapshot::{BuildSummary, build_from_store};
+pub use secrets::{Secrets, SecretsSource};
+pub use server::{
+    FIRST_ADMIN_EMAIL, FirstStart, Hub, HubHandle, open_admin_store, openapi_json, org_role_of,
+    serve, shutdown_signal,
+};
+pub use snapshot::{BuildSummary, build_from_store, build_within};

@@ -12,6 +12,16 @@ pub(crate) struct Metrics {
     pub snapshot_builds: AtomicU64,
     pub snapshot_build_failures: AtomicU64,
     pub snapshot_indicators: AtomicU64,
+    pub hits_attributed: AtomicU64,
+    pub hits_unattributed: AtomicU64,
+    pub hits_rejected_future: AtomicU64,
+    pub cases_opened: AtomicU64,
+    pub cases_reinfected: AtomicU64,
+    pub cases_resolved: AtomicU64,
+    pub attribution_events: AtomicU64,
+    pub attribution_rejected: AtomicU64,
+    pub lookups: AtomicU64,
+    pub lookups_limited: AtomicU64,
 }
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -43,6 +53,49 @@ impl Metrics {
                 ("{result=\"stored\"}", get(&self.batches_stored)),
                 ("{result=\"duplicate\"}", get(&self.batches_duplicate)),
                 ("{result=\"rejected\"}", get(&self.batches_rejected)),
+            ],
+        );
+        family(
+            "hub_hits_attributed_total",
+            "counter",
+            "Stored hits by attribution at ingest.",
+            &[
+                ("{result=\"subscriber\"}", get(&self.hits_attributed)),
+                ("{result=\"nobody\"}", get(&self.hits_unattributed)),
+            ],
+        );
+        family(
+            "hub_hits_rejected_total",
+            "counter",
+            "Hits refused inside accepted batches.",
+            &[("{reason=\"future\"}", get(&self.hits_rejected_future))],
+        );
+        family(
+            "hub_cases_total",
+            "counter",
+            "Case changes by kind.",
+            &[
+                ("{change=\"opened\"}", get(&self.cases_opened)),
+                ("{change=\"reinfected\"}", get(&self.cases_reinfected)),
+                ("{change=\"resolved\"}", get(&self.cases_resolved)),
+            ],
+        );
+        family(
+            "hub_attribution_records_total",
+            "counter",
+            "Attribution file records by outcome.",
+            &[
+                ("{result=\"stored\"}", get(&self.attribution_events)),
+                ("{result=\"rejected\"}", get(&self.attribution_rejected)),
+            ],
+        );
+        family(
+            "hub_lookups_total",
+            "counter",
+            "Public lookups by outcome.",
+            &[
+                ("{result=\"answered\"}", get(&self.lookups)),
+                ("{result=\"rate_limited\"}", get(&self.lookups_limited)),
             ],
         );
         family(

@@ -7,6 +7,9 @@
 //! loaded back with [`Snapshot::from_bytes`] before it is served or
 //! written, so the hub never hands out a file a sensor cannot load.
 //!
+//! A second snapshot of the TLP:CLEAR indicators alone is built with it
+//! and kept loaded for the public indicator lookup.
+//!
 //! The server builds at start and then, every `snapshot_refresh_seconds`,
 //! compares the store's [`indicators_changed_marker`] with the one the
 //! current snapshot was built at; it rebuilds when they differ or when the
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use chrono::Utc;
 use khien_matcher::{Entry, Snapshot, SnapshotBuilder};
-use khien_model::{ObservableKind, Timestamp};
+use khien_model::{ObservableKind, Timestamp, Tlp};
 use khien_store::Store;
 use serde::{Serialize, Serializer};
 
@@ -85,10 +88,20 @@ pub fn build_from_store(
     store: &mut Store,
     now: Timestamp,
 ) -> Result<(Vec<u8>, BuildSummary), Error> {
+    build_within(store, now, None)
+}
+
+/// As [`build_from_store`], only indicators whose TLP is at most
+/// `tlp_ceiling`.
+pub fn build_within(
+    store: &mut Store,
+    now: Timestamp,
+    tlp_ceiling: Option<Tlp>,
+) -> Result<(Vec<u8>, BuildSummary), Error> {
     let mut builder = SnapshotBuilder::new();
     let (mut read, mut rejected) = (0u64, 0u64);
     let mut rejections = Vec::new();
-    store.for_each_snapshot_entry(now, &mut |row| {
+    store.for_each_snapshot_entry_within(now, tlp_ceiling, &mut |row| {
         read += 1;
         let entry = Entry {
             id: row.id,
@@ -157,7 +170,13 @@ pub(crate) fn refresh_once(state: &AppState, store: &mut Store) -> Result<bool, 
         return Ok(false);
     }
     let started = Instant::now();
-    let (bytes, summary) = build_from_store(store, Utc::now())?;
+    let now = Utc::now();
+    let (bytes, summary) = build_from_store(store, now)?;
+    // The public lookups' snapshot: TLP:CLEAR only, kept loaded.
+    let (public, _) = build_within(store, now, Some(Tlp::Clear))?;
+    let public = Snapshot::from_bytes(public)
+        .map_err(|e| Error::Snapshot(format!("the public snapshot does not load: {e}")))?;
+    state.set_public_snapshot(Arc::new(public));
     tracing::info!(
         event = "hub_snapshot_built",
         indicators = summary.indicators,

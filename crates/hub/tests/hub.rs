@@ -1,20 +1,28 @@
 //! The hub over real HTTP: a server on 127.0.0.1:0 in this process, a
 //! blocking HTTP client, and every test on SQLite and, when
 //! `KHIEN_TEST_POSTGRES` is set (the test command sets it; CI must),
-//! PostgreSQL.
-#![allow(clippy::print_stderr)]
+//! PostgreSQL. Modules by theme under `tests/hub/`.
+#![allow(clippy::print_stderr, clippy::unwrap_used)]
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use khien_hub::{HubConfig, HubHandle};
+use khien_hub::{HubConfig, HubHandle, Secrets};
 use khien_model::{
-    Confidence, Hit, IndicatorRecord, Observable, ObservableKind, SourceAttributes, ThreatType,
-    Timestamp, Tlp,
+    Confidence, Hit, IndicatorRecord, Observable, ObservableKind, OrgRole, SourceAttributes,
+    ThreatType, Timestamp, Tlp, UserRole,
 };
-use khien_store::{ApiKeyRef, Store};
+use khien_store::{ApiKeyRef, NewApiKey, NewUser, Store};
 use serde_json::{Value, json};
+
+/// The keys every test hub runs with.
+const MASTER_KEY: [u8; 32] = [0x11; 32];
+const ENCRYPTION_KEY: [u8; 32] = [0x22; 32];
+
+fn secrets() -> Secrets {
+    Secrets::from_keys(MASTER_KEY, ENCRYPTION_KEY, &[])
+}
 
 struct TestDb {
     url: String,
@@ -60,7 +68,9 @@ impl TestDb {
     }
 
     fn open(&self) -> Store {
-        Store::open(&self.url).expect("open store")
+        let mut s = Store::open(&self.url).expect("open store");
+        s.set_hash_key(secrets().hash_key());
+        s
     }
 }
 
@@ -87,29 +97,23 @@ macro_rules! hub_tests {
     };
 }
 
-hub_tests!(
-    ndjson_and_json_batches_are_stored,
-    gzip_body_is_accepted,
-    retried_batch_is_stored_once,
-    concurrent_submissions_of_one_batch_apply_once,
-    missing_wrong_and_revoked_keys_get_401,
-    wrong_scope_gets_403,
-    malformed_line_gets_400_naming_line_and_field_and_stores_nothing,
-    json_body_error_names_the_index,
-    sensor_mismatch_gets_422,
-    gzip_bomb_and_oversized_body_get_413,
-    batch_id_missing_or_too_long_gets_400,
-    unsupported_content_type_gets_415,
-    snapshot_etag_304_and_rebuild_after_import,
-    healthz_and_metrics,
-);
-
 /// A hub serving one database, stopped on drop.
 struct TestHub {
     rt: tokio::runtime::Runtime,
     handle: Option<HubHandle>,
     base: String,
     agent: ureq::Agent,
+    /// The setup token of the first administrator, when this start made
+    /// them.
+    first_token: Option<String>,
+    _data: tempfile::TempDir,
+}
+
+/// A logged-in user: the session cookie and the CSRF token.
+#[derive(Debug, Clone)]
+struct Session {
+    cookie: String,
+    csrf: String,
 }
 
 impl TestHub {
@@ -119,16 +123,27 @@ impl TestHub {
             .enable_all()
             .build()
             .expect("runtime");
+        let data = tempfile::tempdir().expect("tempdir");
         let mut config = HubConfig {
             listen: "127.0.0.1:0".parse().expect("address"),
             database: db.url.clone(),
+            data_dir: data.path().to_path_buf(),
             ..HubConfig::default()
         };
+        config.secrets.master_key = Some(hex::encode(MASTER_KEY));
+        config.secrets.encryption_key = Some(hex::encode(ENCRYPTION_KEY));
+        config.lookups.requests_per_minute = 100_000;
+        config.lookups.burst = 10_000;
         tweak(&mut config);
-        let handle = rt.block_on(async { config.build().await.expect("hub builds").spawn() });
+        let (handle, first_token) = rt.block_on(async {
+            let hub = config.build().await.expect("hub builds");
+            let token = hub.first_start().map(|f| f.setup_token.clone());
+            (hub.spawn(), token)
+        });
         let base = format!("http://{}", handle.local_addr());
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .build()
             .into();
         Self {
@@ -136,7 +151,100 @@ impl TestHub {
             handle: Some(handle),
             base,
             agent,
+            first_token,
+            _data: data,
         }
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let uri = format!("{}{path}", self.base);
+        let mut b = ureq::http::Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let r = match body {
+            Some(body) => self
+                .agent
+                .run(b.body(body.to_vec()).expect("request"))
+                .expect("request"),
+            None => self
+                .agent
+                .run(b.body(()).expect("request"))
+                .expect("request"),
+        };
+        Reply::from(r)
+    }
+
+    /// A JSON request with an API key.
+    fn call(&self, method: &str, path: &str, key: &str, body: Option<&Value>) -> Reply {
+        let auth = format!("Bearer {key}");
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let mut h = vec![("Authorization", auth.as_str())];
+        if bytes.is_some() {
+            h.push(("Content-Type", "application/json"));
+        }
+        self.request(method, path, &h, bytes.as_deref())
+    }
+
+    /// A JSON request in a session (with its CSRF token).
+    fn as_user(&self, method: &str, path: &str, s: &Session, body: Option<&Value>) -> Reply {
+        let cookie = format!("khien_session={}", s.cookie);
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let mut h = vec![
+            ("Cookie", cookie.as_str()),
+            ("X-CSRF-Token", s.csrf.as_str()),
+        ];
+        if bytes.is_some() {
+            h.push(("Content-Type", "application/json"));
+        }
+        self.request(method, path, &h, bytes.as_deref())
+    }
+
+    /// Logs in; panics unless it works.
+    fn login(&self, email: &str, password: &str) -> Session {
+        let r = self.request(
+            "POST",
+            "/api/v1/session",
+            &[("Content-Type", "application/json")],
+            Some(
+                json!({"email": email, "password": password})
+                    .to_string()
+                    .as_bytes(),
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let set = r.header("set-cookie").expect("Set-Cookie").to_string();
+        let cookie = set
+            .strip_prefix("khien_session=")
+            .and_then(|v| v.split(';').next())
+            .expect("session cookie")
+            .to_string();
+        Session {
+            cookie,
+            csrf: r.json()["csrf_token"].as_str().expect("csrf").to_string(),
+        }
+    }
+
+    /// Sets a password with a setup token, then logs in.
+    fn activate(&self, email: &str, token: &str, password: &str) -> Session {
+        let r = self.request(
+            "POST",
+            "/api/v1/setup",
+            &[("Content-Type", "application/json")],
+            Some(
+                json!({"token": token, "password": password})
+                    .to_string()
+                    .as_bytes(),
+            ),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        self.login(email, password)
     }
 
     fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
@@ -254,6 +362,7 @@ fn hit(sensor: &str, client: &str, count: u64) -> Hit {
     Hit {
         bucket: at(0),
         client: client.parse().expect("ip"),
+        client_port: None,
         indicator: "evil.example".into(),
         kind: ObservableKind::Domain,
         indicator_id: None,
@@ -273,8 +382,46 @@ fn ndjson(hits: &[Hit]) -> String {
         .collect()
 }
 
+/// An API key of the hub's own organisation.
 fn key(db: &TestDb, name: &str, scopes: &[&str]) -> String {
-    db.open().create_api_key(name, scopes).expect("key").1
+    key_in(db, 1, name, scopes)
+}
+
+fn key_in(db: &TestDb, org_id: i64, name: &str, scopes: &[&str]) -> String {
+    db.open()
+        .create_api_key(&NewApiKey {
+            org_id,
+            name,
+            scopes,
+            created_by: None,
+        })
+        .expect("key")
+        .1
+}
+
+/// An operator organisation with an admin key.
+fn operator(db: &TestDb, slug: &str) -> (i64, String) {
+    let org = db
+        .open()
+        .create_org(slug, &format!("ISP {slug}"), OrgRole::Operator)
+        .expect("org")
+        .id;
+    (org, key_in(db, org, &format!("{slug}-admin"), &["admin"]))
+}
+
+/// A user with a setup token, made through the store.
+fn user_with_token(db: &TestDb, org_id: i64, email: &str, role: UserRole) -> String {
+    let mut s = db.open();
+    let u = s
+        .create_user(&NewUser {
+            org_id,
+            email,
+            display_name: email,
+            role,
+            language: "vi",
+        })
+        .expect("user");
+    s.create_setup_token(u.id, 3600).expect("token")
 }
 
 fn totals(db: &TestDb) -> (u64, u64) {
@@ -286,316 +433,6 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(data).expect("gzip");
     enc.finish().expect("gzip")
-}
-
-fn ndjson_and_json_batches_are_stored(db: &TestDb) {
-    let k = key(db, "s1", &["hits:write"]);
-    let hub = TestHub::start(db, |_| {});
-    let r = hub.send_ndjson(
-        &k,
-        "b-1",
-        &[hit("s1", "192.0.2.1", 2), hit("s1", "192.0.2.2", 3)],
-    );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(
-        r.json(),
-        json!({"batch_id": "b-1", "stored": 2, "duplicate": false})
-    );
-    let body = json!({"batch_id": "b-2", "hits": [hit("s1", "192.0.2.1", 5)]});
-    let auth = format!("Bearer {k}");
-    let r = hub.post(
-        "/api/v1/hits",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json; charset=utf-8"),
-        ],
-        body.to_string().as_bytes(),
-    );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(r.json()["batch_id"], "b-2");
-    // The same key across batches adds up.
-    assert_eq!(totals(db), (2, 10));
-    let stored = db
-        .open()
-        .hits(&khien_store::HitFilter {
-            client: Some("192.0.2.1".parse().expect("ip")),
-            ..Default::default()
-        })
-        .expect("hits");
-    assert_eq!(stored.len(), 1);
-    assert_eq!(stored[0].count, 7);
-}
-
-fn gzip_body_is_accepted(db: &TestDb) {
-    let k = key(db, "s1", &["hits:write"]);
-    let hub = TestHub::start(db, |_| {});
-    let auth = format!("Bearer {k}");
-    let body = gzip(ndjson(&[hit("s1", "192.0.2.1", 4)]).as_bytes());
-    let r = hub.post(
-        "/api/v1/hits",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/x-ndjson"),
-            ("Content-Encoding", "gzip"),
-            ("Idempotency-Key", "gz-1"),
-        ],
-        &body,
-    );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    assert_eq!(totals(db), (1, 4));
-}
-
-fn retried_batch_is_stored_once(db: &TestDb) {
-    let k = key(db, "s1", &["hits:write"]);
-    let hub = TestHub::start(db, |_| {});
-    let batch = [hit("s1", "192.0.2.1", 2), hit("s1", "192.0.2.2", 3)];
-    assert_eq!(hub.send_ndjson(&k, "retry-me", &batch).status, 200);
-    let again = hub.send_ndjson(&k, "retry-me", &batch);
-    assert_eq!(again.status, 200);
-    assert_eq!(
-        again.json(),
-        json!({"batch_id": "retry-me", "stored": 2, "duplicate": true})
-    );
-    assert_eq!(totals(db), (2, 5));
-}
-
-fn concurrent_submissions_of_one_batch_apply_once(db: &TestDb) {
-    let k = key(db, "s1", &["hits:write"]);
-    let hub = TestHub::start(db, |_| {});
-    let batch: Vec<Hit> = (0..50)
-        .map(|i| hit("s1", &format!("198.51.100.{i}"), 1))
-        .collect();
-    let replies: Vec<Value> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..4)
-            .map(|_| scope.spawn(|| hub.send_ndjson(&k, "racing", &batch).json()))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("thread"))
-            .collect()
-    });
-    let fresh = replies.iter().filter(|r| r["duplicate"] == false).count();
-    assert_eq!(fresh, 1, "{replies:?}");
-    assert!(replies.iter().all(|r| r["stored"] == 50), "{replies:?}");
-    assert_eq!(totals(db), (50, 50));
-}
-
-fn missing_wrong_and_revoked_keys_get_401(db: &TestDb) {
-    let k = key(db, "s1", &["hits:write"]);
-    let hub = TestHub::start(db, |_| {});
-    let body = ndjson(&[hit("s1", "192.0.2.1", 1)]);
-    let ct = ("Content-Type", "application/x-ndjson");
-    let id = ("Idempotency-Key", "b");
-    let r = hub.post("/api/v1/hits", &[ct, id], body.as_bytes());
-    r.problem(401);
-    assert!(
-        r.header("www-authenticate")
-            .is_some_and(|v| v.starts_with("Bearer"))
-    );
-    let mut wrong = k.clone();
-    wrong.replace_range(20..21, if &k[20..21] == "A" { "B" } else { "A" });
-    for bad in [
-        format!("Bearer {wrong}"),
-        "Bearer nonsense".to_string(),
-        format!("Basic {k}"),
-    ] {
-        let r = hub.post(
-            "/api/v1/hits",
-            &[("Authorization", &bad), ct, id],
-            body.as_bytes(),
-        );
-        r.problem(401);
-    }
-    db.open()
-        .revoke_api_key(ApiKeyRef::Name("s1"))
-        .expect("revoke");
-    let r = hub.send_ndjson(&k, "b", &[hit("s1", "192.0.2.1", 1)]);
-    r.problem(401);
-    let r = hub.get("/api/v1/snapshots/latest", &[]);
-    r.problem(401);
-    assert_eq!(totals(db), (0, 0));
-}
-
-fn wrong_scope_gets_403(db: &TestDb) {
-    let reader = key(db, "s1", &["read"]);
-    let hub = TestHub::start(db, |_| {});
-    let r = hub.send_ndjson(&reader, "b", &[hit("s1", "192.0.2.1", 1)]);
-    let p = r.problem(403);
-    assert!(
-        p["detail"]
-            .as_str()
-            .is_some_and(|d| d.contains("hits:write"))
-    );
-    assert_eq!(totals(db), (0, 0));
-}
-
-fn malformed_line_gets_400_naming_line_and_field_and_stores_nothing(db: &TestDb) {
-    let k = key(db, "s1", &["hits:write"]);
-    let hub = TestHub::start(db, |_| {});
-    let mut bad: Value = serde_json::to_value(hit("s1", "192.0.2.3", 1)).expect("value");
-    bad["count"] = json!("lots");
-    let body = format!(
-        "{}{}\n{bad}\n",
-        ndjson(&[hit("s1", "192.0.2.1", 1)]),
-        serde_json::to_string(&hit("s1", "192.0.2.2", 1)).expect("json")
-    );
-    let auth = format!("Bearer {k}");
-    let r = hub.post(
-        "/api/v1/hits",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/x-ndjson"),
-            ("Idempotency-Key", "bad-1"),
-        ],
-        body.as_bytes(),
-    );
-    let p = r.problem(400);
-    assert_eq!(p["line"], 3, "{p}");
-    assert_eq!(p["field"], "count", "{p}");
-    assert_eq!(p["batch_id"], "bad-1", "{p}");
-    assert_eq!(totals(db), (0, 0));
-    // The id was not used up: the corrected batch goes through.
-    let r = hub.send_ndjson(&k, "bad-1", &[hit("s1", "192.0.2.1", 1)]);
-    assert_eq!(r.json()["duplicate"], false);
-    // A line that is no JSON at all: the line, no field.
-    let r = hub.post(
-        "/api/v1/hits",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/x-ndjson"),
-            ("Idempotency-Key", "bad-2"),
-        ],
-        b"{\"bucket\": oops}\n",
-    );
-    let p = r.problem(400);
-    assert_eq!(p["line"], 1);
-    assert!(p.get("field").is_none(), "{p}");
-}
-
-fn json_body_error_names_the_index(db: &TestDb) {
-    let k = key(db, "s1", &["hits:write"]);
-    let hub = TestHub::start(db, |_| {});
-    let mut bad = serde_json::to_value(hit("s1", "192.0.2.3", 1)).expect("value");
-    bad["client"] = json!("not-an-address");
-    let body = json!({"batch_id": "j", "hits": [hit("s1", "192.0.2.1", 1), bad]});
-    let auth = format!("Bearer {k}");
-    let r = hub.post(
-        "/api/v1/hits",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.to_string().as_bytes(),
-    );
-    let p = r.problem(400);
-    assert_eq!(
-        (p["index"].clone(), p["field"].clone()),
-        (json!(1), json!("client"))
-    );
-    assert_eq!(totals(db), (0, 0));
-}
-
-fn sensor_mismatch_gets_422(db: &TestDb) {
-    let k = key(db, "s1", &["hits:write"]);
-    let hub = TestHub::start(db, |_| {});
-    let r = hub.send_ndjson(
-        &k,
-        "b",
-        &[
-            hit("s1", "192.0.2.1", 1),
-            hit("someone-else", "192.0.2.2", 1),
-        ],
-    );
-    let p = r.problem(422);
-    assert_eq!(
-        (p["line"].clone(), p["field"].clone()),
-        (json!(2), json!("sensor"))
-    );
-    assert_eq!(totals(db), (0, 0));
-}
-
-fn gzip_bomb_and_oversized_body_get_413(db: &TestDb) {
-    let k = key(db, "s1", &["hits:write"]);
-    let hub = TestHub::start(db, |c| c.max_body_bytes = 64 * 1024);
-    let auth = format!("Bearer {k}");
-    // 64 MiB of spaces compress to about 64 KiB... of which only the first
-    // bytes are ever inflated.
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    let chunk = vec![b' '; 1 << 20];
-    for _ in 0..64 {
-        enc.write_all(&chunk).expect("gzip");
-    }
-    let bomb = enc.finish().expect("gzip");
-    assert!(bomb.len() < 64 * 1024, "the bomb itself is under the limit");
-    let started = Instant::now();
-    let r = hub.post(
-        "/api/v1/hits",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/x-ndjson"),
-            ("Content-Encoding", "gzip"),
-            ("Idempotency-Key", "bomb"),
-        ],
-        &bomb,
-    );
-    r.problem(413);
-    assert!(started.elapsed() < Duration::from_secs(5));
-    // Half as much again as the limit: refused from its Content-Length,
-    // and drained so that the client reads the answer.
-    let mut many = Vec::new();
-    while ndjson(&many).len() < 96 * 1024 {
-        many.push(hit("s1", "192.0.2.1", 1));
-    }
-    let r = hub.send_ndjson(&k, "big", &many);
-    r.problem(413);
-    assert_eq!(totals(db), (0, 0));
-}
-
-fn batch_id_missing_or_too_long_gets_400(db: &TestDb) {
-    let k = key(db, "s1", &["hits:write"]);
-    let hub = TestHub::start(db, |_| {});
-    let auth = format!("Bearer {k}");
-    let body = ndjson(&[hit("s1", "192.0.2.1", 1)]);
-    let r = hub.post(
-        "/api/v1/hits",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/x-ndjson"),
-        ],
-        body.as_bytes(),
-    );
-    assert_eq!(r.problem(400)["type"], "urn:khien:problem:missing-batch-id");
-    let r = hub.send_ndjson(&k, &"x".repeat(129), &[hit("s1", "192.0.2.1", 1)]);
-    assert_eq!(r.problem(400)["type"], "urn:khien:problem:invalid-batch-id");
-    let body = json!({"hits": [hit("s1", "192.0.2.1", 1)]});
-    let r = hub.post(
-        "/api/v1/hits",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        body.to_string().as_bytes(),
-    );
-    r.problem(400);
-    assert_eq!(totals(db), (0, 0));
-}
-
-fn unsupported_content_type_gets_415(db: &TestDb) {
-    let k = key(db, "s1", &["hits:write"]);
-    let hub = TestHub::start(db, |_| {});
-    let auth = format!("Bearer {k}");
-    let body = ndjson(&[hit("s1", "192.0.2.1", 1)]);
-    for headers in [
-        vec![("Content-Type", "text/plain")],
-        vec![
-            ("Content-Type", "application/x-ndjson"),
-            ("Content-Encoding", "br"),
-        ],
-    ] {
-        let mut h = vec![("Authorization", auth.as_str()), ("Idempotency-Key", "b")];
-        h.extend(headers);
-        hub.post("/api/v1/hits", &h, body.as_bytes()).problem(415);
-    }
 }
 
 fn import_domain(db: &TestDb, value: &str) {
@@ -620,91 +457,16 @@ fn import_domain(db: &TestDb, value: &str) {
     imp.commit().expect("commit");
 }
 
-fn snapshot_etag_304_and_rebuild_after_import(db: &TestDb) {
-    import_domain(db, "evil.example");
-    let reader = key(db, "analyst", &["read"]);
-    let hub = TestHub::start(db, |c| c.snapshot_refresh_seconds = 1);
-    let auth = format!("Bearer {reader}");
-    let fetch = |extra: &[(&str, &str)]| {
-        let mut h = vec![("Authorization", auth.as_str())];
-        h.extend_from_slice(extra);
-        hub.get("/api/v1/snapshots/latest", &h)
-    };
-    // The first build runs at start; wait for it (503 until then).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let first = loop {
-        let r = fetch(&[]);
-        if r.status == 200 || Instant::now() > deadline {
-            break r;
-        }
-        r.problem(503);
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(first.status, 200);
-    assert_eq!(
-        first.header("content-type"),
-        Some("application/octet-stream")
-    );
-    let etag = first.header("etag").expect("ETag").to_string();
-    assert!(
-        etag.starts_with('"') && etag.ends_with('"') && etag.len() == 18,
-        "{etag}"
-    );
-    let snap = khien_matcher::Snapshot::from_bytes(first.body.clone()).expect("loads");
-    assert_eq!(format!("\"{:016x}\"", snap.info().checksum), etag);
-    assert!(snap.match_domain(b"www.evil.example").is_some());
-    assert!(snap.match_domain(b"worse.example").is_none());
-
-    let same = fetch(&[("If-None-Match", &etag)]);
-    assert_eq!(same.status, 304);
-    assert_eq!(same.header("etag"), Some(etag.as_str()));
-    assert!(same.body.is_empty());
-
-    import_domain(db, "worse.example");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let rebuilt = loop {
-        let r = fetch(&[("If-None-Match", &etag)]);
-        if r.status == 200 || Instant::now() > deadline {
-            break r;
-        }
-        assert_eq!(r.status, 304);
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(rebuilt.status, 200, "a new snapshot after the import");
-    assert_ne!(rebuilt.header("etag"), Some(etag.as_str()));
-    let snap = khien_matcher::Snapshot::from_bytes(rebuilt.body).expect("loads");
-    assert!(snap.match_domain(b"worse.example").is_some());
-}
-
-fn healthz_and_metrics(db: &TestDb) {
-    let k = key(db, "s1", &["hits:write"]);
-    let hub = TestHub::start(db, |_| {});
-    let r = hub.get("/healthz", &[]);
-    assert_eq!((r.status, r.body.as_slice()), (200, &b"ok\n"[..]));
-    assert_eq!(
-        hub.send_ndjson(&k, "m-1", &[hit("s1", "192.0.2.1", 1)])
-            .status,
-        200
-    );
-    assert_eq!(
-        hub.send_ndjson(&k, "m-1", &[hit("s1", "192.0.2.1", 1)])
-            .status,
-        200
-    );
-    hub.send_ndjson(&k, "m-2", &[hit("other", "192.0.2.1", 1)])
-        .problem(422);
-    let r = hub.get("/metrics", &[]);
-    assert_eq!(r.status, 200);
-    let text = String::from_utf8_lossy(&r.body);
-    for line in [
-        "hub_hits_received_total 1",
-        "hub_hit_batches_total{result=\"stored\"} 1",
-        "hub_hit_batches_total{result=\"duplicate\"} 1",
-        "hub_hit_batches_total{result=\"rejected\"} 1",
-    ] {
-        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
-    }
-    assert!(text.contains("hub_snapshot_builds_total"));
-    assert!(text.contains("hub_snapshot_indicators"));
-    hub.get("/nowhere", &[]).problem(404);
-}
+// After the macros and helpers they use.
+#[path = "hub/auth.rs"]
+mod auth;
+#[path = "hub/cases.rs"]
+mod cases;
+#[path = "hub/ingest.rs"]
+mod ingest;
+#[path = "hub/lookup.rs"]
+mod lookup;
+#[path = "hub/openapi.rs"]
+mod openapi;
+#[path = "hub/tenants.rs"]
+mod tenants;

@@ -20,6 +20,11 @@ pub struct Hit {
     pub bucket: Timestamp,
     /// The address that asked for or talked to the indicator.
     pub client: IpAddr,
+    /// The client's source port in the earliest event, when the telemetry
+    /// had one: behind carrier-grade NAT the address alone does not name a
+    /// subscriber, the port block does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_port: Option<u16>,
     /// The matched indicator's value, as the snapshot holds it.
     pub indicator: String,
     /// The matched indicator's kind.
@@ -53,12 +58,18 @@ impl Hit {
             if other.evidence.is_some() {
                 self.evidence.clone_from(&other.evidence);
             }
+            if other.client_port.is_some() {
+                self.client_port = other.client_port;
+            }
         }
         if other.last_seen > self.last_seen {
             self.last_seen = other.last_seen;
         }
         if self.evidence.is_none() {
             self.evidence.clone_from(&other.evidence);
+        }
+        if self.client_port.is_none() {
+            self.client_port = other.client_port;
         }
     }
 }
@@ -96,6 +107,7 @@ mod tests {
         let mut a = Hit {
             bucket: at("2026-11-25T14:00:00Z"),
             client: "192.0.2.7".parse().unwrap(),
+            client_port: None,
             indicator: "evil.example".into(),
             kind: ObservableKind::Domain,
             indicator_id: Some(1),

@@ -234,6 +234,7 @@ fn to_hit(sensor: &str, p: PartialHit) -> Hit {
     Hit {
         bucket: DateTime::<Utc>::from_timestamp(p.bucket, 0).unwrap_or_default(),
         client: p.client,
+        client_port: None,
         indicator: p.indicator.to_string(),
         kind: p.kind,
         indicator_id: (p.indicator_id > 0).then_some(p.indicator_id),

@@ -46,6 +46,10 @@ pub enum Error {
     /// over-long batch id.
     #[error("invalid {what}: {reason}")]
     Invalid { what: &'static str, reason: String },
+    /// The change would clash with what is stored (a taken slug or
+    /// e-mail address, a state change the case's state does not allow).
+    #[error("{what}: {reason}")]
+    Conflict { what: &'static str, reason: String },
     /// A hit in a batch names another sensor than the one submitting it.
     #[error(
         "hit {index} of the batch names sensor {found:?}, but the batch comes from {expected:?}"

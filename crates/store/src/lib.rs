@@ -87,14 +87,20 @@
 //! # let _ = n; Ok(()) }
 //! ```
 
+mod audit;
+mod cases;
 mod error;
 mod filter;
 mod hits;
 mod keys;
 mod merge;
 mod pg;
+mod secret;
 mod snapshot;
+mod sql;
 mod sqlite;
+mod subscribers;
+mod tenants;
 
 use std::ops::AddAssign;
 use std::path::Path;
@@ -103,10 +109,25 @@ use khien_model::{Confidence, Indicator, IndicatorRecord, Observable, Observable
 use khien_model::{ThreatType, Timestamp, Tlp};
 use serde::Serialize;
 
+pub use audit::{AuditEntry, AuditEvent, AuditFilter};
+pub use cases::{
+    Case, CaseDay, CaseEvent, CaseFilter, CaseHits, CaseOutcome, CaseStatistics, CaseStats,
+    LOCAL_OFFSET_SECONDS, UNKNOWN_FAMILY, local_day, sum_case_hits,
+};
 pub use error::Error;
-pub use hits::{HitBatchOutcome, HitFilter, HitTotals, MAX_BATCH_ID_LEN};
-pub use keys::{ApiKeyInfo, ApiKeyRef};
+pub use hits::{
+    HitBatch, HitBatchOutcome, HitFilter, HitTotals, MAX_BATCH_ID_LEN, UnattributedHit,
+};
+pub use keys::{ApiKeyInfo, ApiKeyRef, NewApiKey};
+pub use secret::{HashKey, random_bytes};
 pub use snapshot::{SNAPSHOT_KINDS, SnapshotRow};
+pub use subscribers::{
+    AssignmentChange, AssignmentOutcome, AssignmentRow, AssignmentUpsert, EncryptedContacts,
+    SubscriberOutcome, SubscriberRecord, SubscriberUpsert,
+};
+pub use tenants::{
+    LoginRecord, NewUser, Organization, Page, Session, User, UserUpdate, normalize_email,
+};
 
 /// Which indicators to read. The default reads every active indicator:
 /// allow-listed and expired ones are left out unless included.
@@ -208,16 +229,22 @@ const STATS_PAIRS: &[&str] = &[
      GROUP BY family ORDER BY 2 DESC, 1 LIMIT 20",
 ];
 
+// One per connection, so the size difference between variants costs
+// nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Backend {
     Sqlite(sqlite::Db),
     Postgres(pg::Db),
 }
 
-/// A connection to the indicator database.
+/// A connection to the database.
 #[derive(Debug)]
 pub struct Store {
     backend: Backend,
+    /// Keys the hashes of API keys, sessions and setup tokens; see
+    /// [`Store::set_hash_key`].
+    hash_key: Option<secret::HashKey>,
 }
 
 impl Store {
@@ -236,7 +263,23 @@ impl Store {
                     .unwrap_or(database);
                 Backend::Sqlite(sqlite::Db::open(Path::new(path))?)
             };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            hash_key: None,
+        })
+    }
+
+    /// Sets the key of the keyed hashes of secrets (API keys, sessions,
+    /// setup tokens). Operations on secrets fail until it is set.
+    pub fn set_hash_key(&mut self, key: HashKey) {
+        self.hash_key = Some(key);
+    }
+
+    fn hash_key(&self) -> Result<&HashKey, Error> {
+        self.hash_key.as_ref().ok_or(Error::Invalid {
+            what: "store configuration",
+            reason: "no key for hashing secrets was set (Store::set_hash_key)".into(),
+        })
     }
 
     /// `"sqlite"` or `"postgres"`.

@@ -24,6 +24,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "hub",
         include_str!("../migrations/postgres/0002_hub.sql"),
     ),
+    (
+        3,
+        "tenants",
+        include_str!("../migrations/postgres/0003_tenants.sql"),
+    ),
 ];
 
 /// Serialises migrations between processes opening the same database.
@@ -34,6 +39,7 @@ pub(crate) const FETCH: i32 = 10_000;
 
 pub(crate) struct Db {
     pub(crate) client: Client,
+    pub(crate) statements: crate::sql::PgStatements,
 }
 
 impl std::fmt::Debug for Db {
@@ -182,7 +188,10 @@ fn write_indicator(
 impl Db {
     pub(crate) fn open(url: &str) -> Result<Self, Error> {
         let client = Client::connect(url, NoTls)?;
-        let mut db = Self { client };
+        let mut db = Self {
+            client,
+            statements: crate::sql::PgStatements::default(),
+        };
         db.migrate()?;
         // Session-local staging tables for set-based imports; TEMP keeps
         // them out of WAL and invisible to other sessions.

@@ -11,7 +11,7 @@
 //! snapshot (an indicator passes its expiry without any write), which the
 //! counter cannot show: the hub rebuilds after a maximum age as well.
 
-use khien_model::{Observable, ObservableKind, ThreatType, Timestamp};
+use khien_model::{Observable, ObservableKind, ThreatType, Timestamp, Tlp};
 use rusqlite::params;
 
 use crate::merge::{Group, secs};
@@ -46,7 +46,7 @@ pub struct SnapshotRow {
     pub threat_type: ThreatType,
 }
 
-fn snapshot_sql(now: &str) -> String {
+fn snapshot_sql(now: &str, tlp_ceiling: Option<Tlp>) -> String {
     let kinds: Vec<String> = SNAPSHOT_KINDS
         .iter()
         .map(|k| format!("'{}'", k.as_str()))
@@ -54,9 +54,13 @@ fn snapshot_sql(now: &str) -> String {
     format!(
         "SELECT id, kind, value, exact_host, family, threat_type FROM indicators
          WHERE kind IN ({}) AND allowlisted_by IS NULL
-           AND (expires_at IS NULL OR expires_at > {now})
+           AND (expires_at IS NULL OR expires_at > {now}){}
          ORDER BY kind, value",
-        kinds.join(", ")
+        kinds.join(", "),
+        tlp_ceiling.map_or_else(String::new, |t| format!(
+            " AND tlp <= {}",
+            crate::merge::tlp_rank(t)
+        ))
     )
 }
 
@@ -212,11 +216,23 @@ impl Store {
         now: Timestamp,
         f: &mut dyn FnMut(SnapshotRow) -> Result<(), Error>,
     ) -> Result<u64, Error> {
+        self.for_each_snapshot_entry_within(now, None, f)
+    }
+
+    /// As [`Store::for_each_snapshot_entry`], only indicators whose TLP is
+    /// at most `tlp_ceiling` (the public lookups' snapshot holds
+    /// TLP:CLEAR only).
+    pub fn for_each_snapshot_entry_within(
+        &mut self,
+        now: Timestamp,
+        tlp_ceiling: Option<Tlp>,
+        f: &mut dyn FnMut(SnapshotRow) -> Result<(), Error>,
+    ) -> Result<u64, Error> {
         let now = secs(now);
         let mut count = 0u64;
         match &mut self.backend {
             Backend::Sqlite(db) => {
-                let mut st = db.conn.prepare(&snapshot_sql("?1"))?;
+                let mut st = db.conn.prepare(&snapshot_sql("?1", tlp_ceiling))?;
                 let mut rows = st.query([now])?;
                 while let Some(r) = rows.next()? {
                     let kind: String = r.get(1)?;
@@ -227,7 +243,7 @@ impl Store {
             }
             Backend::Postgres(db) => {
                 let mut tx = db.client.build_transaction().read_only(true).start()?;
-                let sql = snapshot_sql("$1::bigint");
+                let sql = snapshot_sql("$1::bigint", tlp_ceiling);
                 let portal = tx.bind(sql.as_str(), &[&now])?;
                 loop {
                     let rows = tx.query_portal(&portal, pg::FETCH)?;

@@ -16,6 +16,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         include_str!("../migrations/sqlite/0001_init.sql"),
     ),
     (2, "hub", include_str!("../migrations/sqlite/0002_hub.sql")),
+    (
+        3,
+        "tenants",
+        include_str!("../migrations/sqlite/0003_tenants.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -59,7 +59,9 @@ impl TestDb {
     }
 
     fn open(&self) -> Store {
-        Store::open(&self.url).expect("open store")
+        let mut s = Store::open(&self.url).expect("open store");
+        s.set_hash_key(khien_store::HashKey::new([7; 32]));
+        s
     }
 }
 
@@ -88,6 +90,8 @@ macro_rules! store_tests {
 
 #[path = "store/hub.rs"]
 mod hub;
+#[path = "store/tenants.rs"]
+mod tenants;
 
 store_tests!(
     counts_new_updated_unchanged,

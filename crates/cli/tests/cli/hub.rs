@@ -167,7 +167,7 @@ fn admin_api_key_create_list_revoke() {
             serde_json::json!(["read", "hits:write"])
         );
 
-        let mut store = khien_store::Store::open(&db.url).expect("store");
+        let mut store = hub_store(db);
         let key = store
             .verify_api_key(&secret)
             .expect("verify")
@@ -199,7 +199,7 @@ fn admin_api_key_create_list_revoke() {
         let listed = json(db, &["admin", "api-key", "list"]);
         assert!(listed[0]["revoked_at"].is_string(), "{listed}");
         assert!(listed[1]["revoked_at"].is_null(), "{listed}");
-        let mut store = khien_store::Store::open(&db.url).expect("store");
+        let mut store = hub_store(db);
         assert!(store.verify_api_key(&secret).expect("verify").is_none());
         drop(store);
 
@@ -211,11 +211,21 @@ fn admin_api_key_create_list_revoke() {
         let out = khien(
             db,
             &[
-                "admin", "api-key", "create", "--name", "x", "--scope", "admin",
+                "admin", "api-key", "create", "--name", "x", "--scope", "root",
             ],
         );
         assert_eq!(out.status.code(), Some(2), "unknown scope");
     });
+}
+
+/// The database as the hub opens it (with its hash key).
+fn hub_store(db: &Db) -> khien_store::Store {
+    let config = khien_hub::HubConfig {
+        database: db.url.clone(),
+        data_dir: db.data_dir(),
+        ..khien_hub::HubConfig::default()
+    };
+    khien_hub::open_admin_store(&config).expect("store").0
 }
 
 /// One HTTP/1.1 request over a plain socket; returns the status line and
@@ -248,6 +258,7 @@ fn serve_prints_its_address_answers_and_stops_on_sigterm() {
                 "en",
             ])
             .env("KHIEN_LOG", "warn")
+            .env("KHIEN_DATA_DIR", db.data_dir())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -37,6 +37,7 @@ fn start_hub(db: &Db, port: u16, log: &Path) -> Proc {
         .open(log)
         .expect("hub log");
     let child = Command::new(env!("CARGO_BIN_EXE_khien"))
+        .env("KHIEN_DATA_DIR", db.data_dir())
         .args(["--database", &db.url, "serve", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .args(["--snapshot-refresh", "1"])

@@ -5,7 +5,10 @@ use std::net::IpAddr;
 
 use chrono::{Duration, Utc};
 use khien_model::{Hit, ObservableKind, ThreatType};
-use khien_store::{ApiKeyRef, Error, HitFilter, HitTotals, SnapshotRow, Store};
+use khien_store::{
+    ApiKeyInfo, ApiKeyRef, Error, HitBatch, HitBatchOutcome, HitFilter, HitTotals, NewApiKey,
+    SnapshotRow, Store,
+};
 
 use super::{TestDb, day, obs, rec, with};
 
@@ -29,6 +32,7 @@ fn hit(client: &str, indicator: &str, count: u64, minute: i64) -> Hit {
     Hit {
         bucket,
         client: client.parse().unwrap(),
+        client_port: None,
         indicator: indicator.into(),
         kind: ObservableKind::Domain,
         indicator_id: Some(7),
@@ -39,6 +43,43 @@ fn hit(client: &str, indicator: &str, count: u64, minute: i64) -> Hit {
         last_seen: bucket + Duration::minutes(minute + 1),
         sensor: "s1".into(),
         evidence: Some(format!("m{minute}.{indicator}")),
+    }
+}
+
+/// The ingest calls of these tests: organisation 1, nothing attributed.
+trait Ingest {
+    fn record(
+        &mut self,
+        sensor: &str,
+        batch_id: &str,
+        hits: &[Hit],
+    ) -> Result<HitBatchOutcome, Error>;
+    fn key(&mut self, name: &str, scopes: &[&str]) -> Result<(ApiKeyInfo, String), Error>;
+}
+
+impl Ingest for Store {
+    fn record(
+        &mut self,
+        sensor: &str,
+        batch_id: &str,
+        hits: &[Hit],
+    ) -> Result<HitBatchOutcome, Error> {
+        self.record_hits(&HitBatch {
+            org_id: 1,
+            sensor,
+            batch_id,
+            hits,
+            subscribers: &[],
+        })
+    }
+
+    fn key(&mut self, name: &str, scopes: &[&str]) -> Result<(ApiKeyInfo, String), Error> {
+        self.create_api_key(&NewApiKey {
+            org_id: 1,
+            name,
+            scopes,
+            created_by: None,
+        })
     }
 }
 
@@ -53,10 +94,10 @@ fn hit_batch_is_idempotent(db: &TestDb) {
         hit("192.0.2.1", "evil.com", 3, 1),
         hit("192.0.2.2", "evil.com", 4, 2),
     ];
-    let first = s.record_hits("s1", "b-1", &batch).unwrap();
+    let first = s.record("s1", "b-1", &batch).unwrap();
     assert!(!first.duplicate);
     assert_eq!(first.stored, 2);
-    let again = s.record_hits("s1", "b-1", &batch).unwrap();
+    let again = s.record("s1", "b-1", &batch).unwrap();
     assert!(again.duplicate, "same id again is a duplicate");
     assert_eq!(
         again.stored, 2,
@@ -68,7 +109,7 @@ fn hit_batch_is_idempotent(db: &TestDb) {
     for h in &mut other {
         h.sensor = "s2".into();
     }
-    assert!(!s.record_hits("s2", "b-1", &other).unwrap().duplicate);
+    assert!(!s.record("s2", "b-1", &other).unwrap().duplicate);
     assert_eq!(totals(&mut s), (4, 14));
 }
 
@@ -77,11 +118,11 @@ fn hits_of_one_key_merge_across_and_within_batches(db: &TestDb) {
     let mut a = hit("192.0.2.1", "evil.com", 2, 10);
     a.evidence = None;
     let b = hit("192.0.2.1", "evil.com", 3, 20);
-    s.record_hits("s1", "b-1", &[a.clone(), b.clone()]).unwrap();
+    s.record("s1", "b-1", &[a.clone(), b.clone()]).unwrap();
     let c = hit("192.0.2.1", "evil.com", 5, 5);
     let mut d = hit("192.0.2.1", "evil.com", 1, 30);
     d.family = Some("other".into());
-    s.record_hits("s1", "b-2", &[c.clone(), d.clone()]).unwrap();
+    s.record("s1", "b-2", &[c.clone(), d.clone()]).unwrap();
     let stored = s.hits(&HitFilter::default()).unwrap();
     assert_eq!(stored.len(), 1);
     let mut expected = a;
@@ -112,7 +153,7 @@ fn concurrent_duplicate_batches_apply_once(db: &TestDb) {
                 let batch = &batch;
                 scope.spawn(move || {
                     let mut s = db.open();
-                    s.record_hits("s1", "same", batch).unwrap().duplicate
+                    s.record("s1", "same", batch).unwrap().duplicate
                 })
             })
             .collect();
@@ -126,7 +167,7 @@ fn hit_naming_another_sensor_applies_nothing(db: &TestDb) {
     let mut s = db.open();
     let mut bad = hit("192.0.2.1", "evil.com", 1, 1);
     bad.sensor = "intruder".into();
-    let r = s.record_hits("s1", "b-1", &[hit("192.0.2.2", "evil.com", 1, 1), bad]);
+    let r = s.record("s1", "b-1", &[hit("192.0.2.2", "evil.com", 1, 1), bad]);
     assert!(
         matches!(r, Err(Error::SensorMismatch { index: 1, .. })),
         "{r:?}"
@@ -134,7 +175,7 @@ fn hit_naming_another_sensor_applies_nothing(db: &TestDb) {
     assert_eq!(totals(&mut s), (0, 0));
     // The id was not used up by the refused batch.
     let ok = s
-        .record_hits("s1", "b-1", &[hit("192.0.2.2", "evil.com", 1, 1)])
+        .record("s1", "b-1", &[hit("192.0.2.2", "evil.com", 1, 1)])
         .unwrap();
     assert!(!ok.duplicate);
 }
@@ -143,17 +184,17 @@ fn batch_id_is_checked(db: &TestDb) {
     let mut s = db.open();
     let h = [hit("192.0.2.1", "evil.com", 1, 1)];
     for bad in ["", &"x".repeat(129), "a\nb"] {
-        let r = s.record_hits("s1", bad, &h);
+        let r = s.record("s1", bad, &h);
         assert!(matches!(r, Err(Error::Invalid { .. })), "{bad:?}: {r:?}");
     }
-    assert!(s.record_hits("s1", &"x".repeat(128), &h).is_ok());
+    assert!(s.record("s1", &"x".repeat(128), &h).is_ok());
 }
 
 fn hits_filter_by_client_indicator_sensor_and_time(db: &TestDb) {
     let mut s = db.open();
     let mut later = hit("192.0.2.1", "bad.org", 1, 1);
     later.bucket = day(6);
-    s.record_hits(
+    s.record(
         "s1",
         "b-1",
         &[
@@ -165,7 +206,7 @@ fn hits_filter_by_client_indicator_sensor_and_time(db: &TestDb) {
     .unwrap();
     let mut s2 = hit("192.0.2.1", "evil.com", 1, 1);
     s2.sensor = "s2".into();
-    s.record_hits("s2", "b-1", &[s2]).unwrap();
+    s.record("s2", "b-1", &[s2]).unwrap();
     let n = |s: &mut Store, f: HitFilter| s.hits(&f).unwrap().len();
     let client: IpAddr = "192.0.2.1".parse().unwrap();
     let v6: IpAddr = "2001:0db8:0:0::1".parse().unwrap();
@@ -205,9 +246,9 @@ fn hits_filter_by_client_indicator_sensor_and_time(db: &TestDb) {
 
 fn hit_count_saturates_instead_of_overflowing(db: &TestDb) {
     let mut s = db.open();
-    s.record_hits("s1", "b-1", &[hit("192.0.2.1", "evil.com", u64::MAX, 1)])
+    s.record("s1", "b-1", &[hit("192.0.2.1", "evil.com", u64::MAX, 1)])
         .unwrap();
-    s.record_hits("s1", "b-2", &[hit("192.0.2.1", "evil.com", 10, 1)])
+    s.record("s1", "b-2", &[hit("192.0.2.1", "evil.com", 10, 1)])
         .unwrap();
     let h = s.hits(&HitFilter::default()).unwrap();
     assert_eq!(h[0].count, i64::MAX as u64);
@@ -357,25 +398,25 @@ fn changed_marker_moves_with_every_snapshot_change(db: &TestDb) {
     s.expire(day(5) + Duration::days(400), Duration::zero())
         .unwrap();
     moved(&mut s, "expiry removing one", true);
-    s.record_hits("s1", "b", &[hit("192.0.2.1", "evil.com", 1, 1)])
+    s.record("s1", "b", &[hit("192.0.2.1", "evil.com", 1, 1)])
         .unwrap();
     moved(&mut s, "hits", false);
 }
 
 fn api_key_create_verify_revoke_and_wrong_keys(db: &TestDb) {
     let mut s = db.open();
-    let (info, secret) = s.create_api_key("sensor-1", &["hits:write"]).unwrap();
+    let (info, secret) = s.key("sensor-1", &["hits:write"]).unwrap();
     assert_eq!(info.name, "sensor-1");
     assert!(info.has_scope("hits:write") && !info.has_scope("read"));
     assert!(secret.starts_with("khk_") && secret.len() == 47, "{secret}");
     assert!(secret.starts_with(&info.prefix));
-    let (other, other_secret) = s.create_api_key("analyst", &["read"]).unwrap();
+    let (other, other_secret) = s.key("analyst", &["read"]).unwrap();
     assert_ne!(info.id, other.id);
 
     let v = s.verify_api_key(&secret).unwrap().expect("valid key");
     assert_eq!((v.id, v.name.as_str()), (info.id, "sensor-1"));
     assert!(v.last_used_at.is_some());
-    let listed = s.list_api_keys().unwrap();
+    let listed = s.list_api_keys(None).unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed[0].last_used_at.is_some(), "use recorded");
     assert!(listed[1].last_used_at.is_none());
@@ -395,13 +436,19 @@ fn api_key_create_verify_revoke_and_wrong_keys(db: &TestDb) {
         assert!(s.verify_api_key(wrong).unwrap().is_none(), "{wrong:?}");
     }
 
-    assert_eq!(s.revoke_api_key(ApiKeyRef::Name("sensor-1")).unwrap(), 1);
+    assert_eq!(
+        s.revoke_api_key(ApiKeyRef::Name("sensor-1"), None).unwrap(),
+        1
+    );
     assert!(s.verify_api_key(&secret).unwrap().is_none(), "revoked");
-    assert_eq!(s.revoke_api_key(ApiKeyRef::Name("sensor-1")).unwrap(), 0);
+    assert_eq!(
+        s.revoke_api_key(ApiKeyRef::Name("sensor-1"), None).unwrap(),
+        0
+    );
     assert!(s.verify_api_key(&other_secret).unwrap().is_some());
-    assert_eq!(s.revoke_api_key(ApiKeyRef::Id(other.id)).unwrap(), 1);
+    assert_eq!(s.revoke_api_key(ApiKeyRef::Id(other.id), None).unwrap(), 1);
     assert!(s.verify_api_key(&other_secret).unwrap().is_none());
-    let listed = s.list_api_keys().unwrap();
+    let listed = s.list_api_keys(None).unwrap();
     assert!(listed.iter().all(|k| k.is_revoked()));
 
     for (name, scopes) in [
@@ -410,7 +457,7 @@ fn api_key_create_verify_revoke_and_wrong_keys(db: &TestDb) {
         ("x", &[]),
         ("x", &["a b"]),
     ] {
-        let r = s.create_api_key(name, scopes);
+        let r = s.key(name, scopes);
         assert!(
             matches!(r, Err(Error::Invalid { .. })),
             "{name:?} {scopes:?}"
