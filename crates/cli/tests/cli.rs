@@ -64,6 +64,8 @@ fn postgres() -> Option<Db> {
     })
 }
 
+#[path = "cli/cases.rs"]
+mod cases;
 #[path = "cli/hub.rs"]
 mod hub;
 #[path = "cli/sensor.rs"]

@@ -13,7 +13,7 @@ use khien_store::{HitFilter, Store};
 
 use super::{Db, both, khien};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -21,7 +21,7 @@ fn free_port() -> u16 {
 }
 
 /// A child process killed (SIGKILL) when dropped.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -87,7 +87,7 @@ fn start_sensor(dir: &Path, port: u16, key: &str, log: &Path) -> Proc {
 }
 
 /// Imports `text` (one indicator per line) from source `test`.
-fn import(db: &Db, dir: &Path, name: &str, text: &str) {
+pub(crate) fn import(db: &Db, dir: &Path, name: &str, text: &str) {
     let file = dir.join(name);
     std::fs::write(&file, text).expect("write indicators");
     let out = khien(
