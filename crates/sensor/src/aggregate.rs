@@ -1,6 +1,14 @@
 //! The aggregator: sums the workers' partial hits per (bucket, client,
-//! indicator), and at each flush turns them into one [`Batch`] for every
-//! output, together with the file positions the batch covers.
+//! kind, indicator), and at each flush turns them into one [`Batch`] for
+//! every output, together with the file positions the batch covers.
+//!
+//! The client's port is not part of that key (nor of the hub's storage
+//! key): a hit carries the port of its earliest event that had one, which
+//! the hub uses to attribute it through a CGNAT port-block log. Behind
+//! CGNAT the subscribers sharing a public address add up into one hit with
+//! one port, so attribution by port block covers only the earliest event of
+//! each bucket; a deployment whose sensor would see post-NAT traffic should
+//! run it where it sees inside addresses when it can.
 //!
 //! Chunks of one file may finish out of order on several workers; the
 //! aggregator applies them in order (a small reorder buffer), so at every
@@ -178,14 +186,7 @@ impl Aggregator {
         for h in hits {
             let key = (h.bucket, h.client, h.kind, h.indicator.clone());
             match self.sums.get_mut(&key) {
-                Some(sum) => {
-                    sum.count += h.count;
-                    if h.first_ms < sum.first_ms {
-                        sum.first_ms = h.first_ms;
-                        sum.evidence = h.evidence;
-                    }
-                    sum.last_ms = sum.last_ms.max(h.last_ms);
-                }
+                Some(sum) => sum.merge(h),
                 None => {
                     self.sums.insert(key, h);
                 }
@@ -234,7 +235,7 @@ fn to_hit(sensor: &str, p: PartialHit) -> Hit {
     Hit {
         bucket: DateTime::<Utc>::from_timestamp(p.bucket, 0).unwrap_or_default(),
         client: p.client,
-        client_port: None,
+        client_port: p.client_port,
         indicator: p.indicator.to_string(),
         kind: p.kind,
         indicator_id: (p.indicator_id > 0).then_some(p.indicator_id),
@@ -248,5 +249,134 @@ fn to_hit(sensor: &str, p: PartialHit) -> Hit {
         last_seen: time(p.last_ms),
         sensor: sensor.to_owned(),
         evidence: (!p.evidence.is_empty()).then_some(p.evidence),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use khien_model::ThreatType;
+
+    use super::*;
+
+    /// Keeps every batch it is given.
+    struct Capture(Arc<Mutex<Vec<Batch>>>);
+
+    impl Output for Capture {
+        fn write(&mut self, batch: &Batch) -> Result<(), Error> {
+            self.0.lock().unwrap().push(batch.clone());
+            Ok(())
+        }
+    }
+
+    /// One partial hit of 192.0.2.7 on `c2.evil.example` in the bucket of
+    /// 2025-11-25T14:00Z, first seen `at_s` seconds into it.
+    fn part(at_s: i64, client_port: Option<u16>, evidence: &str) -> PartialHit {
+        let bucket = 1_764_079_200;
+        PartialHit {
+            bucket,
+            client: "192.0.2.7".parse().unwrap(),
+            kind: ObservableKind::Domain,
+            indicator: Arc::from("c2.evil.example"),
+            indicator_id: 1,
+            family: Some(Arc::from("mirai")),
+            threat_type: ThreatType::C2,
+            count: 1,
+            first_ms: (bucket + at_s) * 1000,
+            last_ms: (bucket + at_s) * 1000,
+            evidence: evidence.into(),
+            client_port,
+        }
+    }
+
+    /// Sums `parts`, arriving in this order from different units of work,
+    /// and returns the flushed hits.
+    fn flushed(parts: Vec<Vec<PartialHit>>) -> Vec<Hit> {
+        let dir = tempfile::tempdir().unwrap();
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let mut a = Aggregator::new(
+            "s1".into(),
+            dir.path().to_path_buf(),
+            SensorState::load(dir.path()).unwrap(),
+            Arc::new(Metrics::default()),
+            Duration::from_secs(60),
+            vec![Box::new(Capture(batches.clone()))],
+            HashMap::new(),
+            false,
+        );
+        for hits in parts {
+            a.apply(Done::Unordered { hits });
+        }
+        a.flush().unwrap();
+        let batches = batches.lock().unwrap();
+        batches.iter().flat_map(|b| b.hits.clone()).collect()
+    }
+
+    #[test]
+    fn earlier_part_read_later_gives_its_port() {
+        let hits = flushed(vec![
+            vec![part(600, Some(40001), "late.c2.evil.example.")],
+            vec![part(60, Some(51234), "early.c2.evil.example.")],
+        ]);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        let h = &hits[0];
+        assert_eq!(h.count, 2);
+        assert_eq!(h.client_port, Some(51234));
+        assert_eq!(h.evidence.as_deref(), Some("early.c2.evil.example."));
+        assert_eq!(h.first_seen.timestamp(), 1_764_079_200 + 60);
+        assert_eq!(h.last_seen.timestamp(), 1_764_079_200 + 600);
+    }
+
+    #[test]
+    fn later_part_does_not_replace_the_earliest_port() {
+        let hits = flushed(vec![
+            vec![part(60, Some(51234), "early.c2.evil.example.")],
+            vec![part(600, Some(40001), "late.c2.evil.example.")],
+        ]);
+        assert_eq!(hits[0].client_port, Some(51234));
+    }
+
+    /// The rule of `Hit::merge` and of the hub's store, so the port does
+    /// not depend on where a bucket was cut into parts.
+    #[test]
+    fn earliest_part_without_a_port_keeps_the_port_of_another() {
+        let hits = flushed(vec![
+            vec![part(600, Some(40001), "late.c2.evil.example.")],
+            vec![part(60, None, "early.c2.evil.example.")],
+        ]);
+        assert_eq!(hits[0].client_port, Some(40001));
+        assert_eq!(hits[0].evidence.as_deref(), Some("early.c2.evil.example."));
+        let hits = flushed(vec![
+            vec![part(60, None, "a.")],
+            vec![part(600, None, "b.")],
+        ]);
+        assert_eq!(hits[0].client_port, None);
+    }
+
+    #[test]
+    fn port_is_not_part_of_the_key() {
+        let mut other_client = part(30, Some(51234), "x.");
+        other_client.client = "192.0.2.8".parse().unwrap();
+        let hits = flushed(vec![vec![
+            part(60, Some(1111), "a."),
+            part(90, Some(2222), "b."),
+            other_client,
+        ]]);
+        assert_eq!(hits.len(), 2, "{hits:?}");
+        let seven = hits
+            .iter()
+            .find(|h| h.client.to_string() == "192.0.2.7")
+            .unwrap();
+        assert_eq!((seven.count, seven.client_port), (2, Some(1111)));
+    }
+
+    #[test]
+    fn ndjson_record_carries_the_port_only_when_known() {
+        let with =
+            serde_json::to_value(&flushed(vec![vec![part(1, Some(5353), "a.")]])[0]).unwrap();
+        assert_eq!(with["client_port"], 5353);
+        let without = serde_json::to_value(&flushed(vec![vec![part(1, None, "a.")]])[0]).unwrap();
+        assert!(without.get("client_port").is_none(), "{without}");
     }
 }

@@ -81,6 +81,45 @@ pub(crate) struct PartialHit {
     pub first_ms: i64,
     pub last_ms: i64,
     pub evidence: String,
+    /// The client's source port in the earliest event that had one (see
+    /// [`PartialHit::absorb`]).
+    pub client_port: Option<u16>,
+}
+
+impl PartialHit {
+    /// Takes in the first-seen time, evidence and port of another event or
+    /// part of the same key; counts and last-seen times are the caller's.
+    ///
+    /// The port follows the rule of [`khien_model::Hit::merge`] (and of the
+    /// hub's store): an earlier part's port replaces the held one when it
+    /// has one, and a missing port is filled from any part. Using the same
+    /// rule at every stage means the port does not depend on how a bucket
+    /// was cut into units, flushes or batches.
+    fn absorb(
+        &mut self,
+        first_ms: i64,
+        client_port: Option<u16>,
+        evidence: impl FnOnce() -> String,
+    ) {
+        if first_ms < self.first_ms {
+            self.first_ms = first_ms;
+            self.evidence = evidence();
+            if client_port.is_some() {
+                self.client_port = client_port;
+            }
+        }
+        if self.client_port.is_none() {
+            self.client_port = client_port;
+        }
+    }
+
+    /// Adds another part of the same key.
+    pub(crate) fn merge(&mut self, other: PartialHit) {
+        self.count += other.count;
+        self.last_ms = self.last_ms.max(other.last_ms);
+        let evidence = other.evidence;
+        self.absorb(other.first_ms, other.client_port, || evidence);
+    }
 }
 
 /// What a worker hands the aggregator for one unit of work.
@@ -264,7 +303,7 @@ impl Worker {
                     tally.events += 1;
                     let time = if q.time_ms == 0 { now } else { q.time_ms };
                     if let Some(hit) = snapshot.match_domain(q.qname) {
-                        self.record(tally, time, q.client, &hit, || {
+                        self.record(tally, time, q.client, q.client_port, &hit, || {
                             String::from_utf8_lossy(q.qname).into_owned()
                         });
                     }
@@ -359,7 +398,7 @@ impl Worker {
                 }
                 let time = if q.time_ms == 0 { now } else { q.time_ms };
                 if let Some(hit) = snapshot.match_domain(q.qname) {
-                    self.record(tally, time, q.client, &hit, || {
+                    self.record(tally, time, q.client, q.client_port, &hit, || {
                         String::from_utf8_lossy(q.qname).into_owned()
                     });
                 }
@@ -368,10 +407,10 @@ impl Worker {
             Record::Http {
                 time_ms,
                 client,
+                client_port,
                 server,
                 host,
                 url,
-                ..
             } => {
                 let time = if time_ms == 0 { now } else { time_ms };
                 let full = if url.starts_with("http://") || url.starts_with("https://") {
@@ -386,39 +425,50 @@ impl Worker {
                     .or_else(|| snapshot.match_domain(host.as_bytes()))
                     .or_else(|| server.and_then(|s| snapshot.match_ip(s)));
                 if let Some(hit) = hit {
-                    self.record(tally, time, client, &hit, || full.clone());
+                    self.record(tally, time, client, client_port, &hit, || full.clone());
                 }
             }
             Record::Tls {
                 time_ms,
                 client,
+                client_port,
                 server,
                 sni,
-                ..
             } => {
                 let time = if time_ms == 0 { now } else { time_ms };
                 let hit = snapshot
                     .match_domain(sni.as_bytes())
                     .or_else(|| server.and_then(|s| snapshot.match_ip(s)));
                 if let Some(hit) = hit {
-                    self.record(tally, time, client, &hit, || format!("tls sni {sni}"));
+                    self.record(tally, time, client, client_port, &hit, || {
+                        format!("tls sni {sni}")
+                    });
                 }
             }
         }
     }
 
     /// A flow towards a listed address names its source as the client; a
-    /// flow from one (the answer direction) names its destination.
+    /// flow from one (the answer direction) names its destination. The
+    /// client's port is that same end's.
     fn flow(&self, flow: &Flow, snapshot: &Snapshot, now: i64, tally: &mut Tally) {
         let time = if flow.time_ms == 0 { now } else { flow.time_ms };
-        let (client, hit) = if let Some(hit) = snapshot.match_ip(flow.dst) {
-            (flow.src, hit)
+        let (client, port, hit) = if let Some(hit) = snapshot.match_ip(flow.dst) {
+            (flow.src, flow.src_port, hit)
         } else if let Some(hit) = snapshot.match_ip(flow.src) {
-            (flow.dst, hit)
+            (flow.dst, flow.dst_port, hit)
         } else {
             return;
         };
-        self.record(tally, time, client, &hit, || {
+        // ICMP has no ports: exporters put the type and code in the
+        // destination port (and Zeek in both), which no port-block log
+        // knows.
+        let port = if matches!(flow.protocol, 1 | 58) {
+            None
+        } else {
+            Some(port)
+        };
+        self.record(tally, time, client, port, &hit, || {
             format!(
                 "{} {}:{} > {}:{} packets {} bytes {}",
                 protocol_name(flow.protocol),
@@ -432,26 +482,27 @@ impl Worker {
         });
     }
 
+    /// Counts one matching event. A `client_port` of 0 is taken as none:
+    /// no client sends from port 0, and flow records write 0 for "absent".
     fn record(
         &self,
         tally: &mut Tally,
         time_ms: i64,
         client: IpAddr,
+        client_port: Option<u16>,
         hit: &khien_matcher::Hit<'_>,
         evidence: impl FnOnce() -> String,
     ) {
         tally.hits += 1;
+        let client_port = client_port.filter(|&p| p != 0);
         let width = self.bucket_seconds * 1000;
         let bucket = time_ms.div_euclid(width) * width / 1000;
         let key = (bucket, client, hit.kind, Arc::<str>::from(hit.value));
         match tally.partial.get_mut(&key) {
             Some(p) => {
                 p.count += 1;
-                if time_ms < p.first_ms {
-                    p.first_ms = time_ms;
-                    p.evidence = evidence();
-                }
                 p.last_ms = p.last_ms.max(time_ms);
+                p.absorb(time_ms, client_port, evidence);
             }
             None => {
                 let partial = PartialHit {
@@ -466,6 +517,7 @@ impl Worker {
                     first_ms: time_ms,
                     last_ms: time_ms,
                     evidence: evidence(),
+                    client_port,
                 };
                 tally.partial.insert(key, partial);
             }

@@ -80,6 +80,8 @@ fn replay_counts_hits_per_client_bucket_and_indicator() {
     assert_eq!(first.last_seen.timestamp(), t + 8);
     assert_eq!(first.sensor, "test-sensor");
     assert_eq!(first.evidence.as_deref(), Some("c2.evil.example."));
+    // Unbound's query log has no source port.
+    assert_eq!(first.client_port, None);
     assert_eq!(hits[1].client.to_string(), "192.0.2.8");
     assert_eq!(hits[1].indicator, "stealer.example");
     assert_eq!(hits[2].bucket.to_rfc3339(), "2025-11-25T15:00:00+00:00");
@@ -249,29 +251,35 @@ fn snapshot_swaps_while_running_without_losing_lines() {
 fn every_log_format_reaches_the_matcher() {
     let dir = tempfile::tempdir().unwrap();
     let snap = default_snapshot(dir.path());
-    let cases: [(&str, &str); 5] = [
+    // (format, line, the client port the line logs)
+    let cases: [(&str, &str, Option<u16>); 5] = [
         (
             "bind",
             "25-Nov-2025 21:00:05.123 queries: info: client @0x7f8b2c0a1b10 192.0.2.7#53211 (c2.evil.example): query: c2.evil.example IN A +E(0)K (192.0.2.1)\n",
+            Some(53211),
         ),
         (
             "dnsmasq",
             "Nov 25 21:00:05 dnsmasq[123]: query[A] c2.evil.example from 192.0.2.7\n",
+            None,
         ),
         (
             "eve",
             "{\"timestamp\":\"2025-11-25T14:00:05.000000+0000\",\"event_type\":\"dns\",\"src_ip\":\"192.0.2.7\",\"src_port\":5353,\"dest_ip\":\"192.0.2.1\",\"dest_port\":53,\"proto\":\"UDP\",\"dns\":{\"type\":\"query\",\"id\":1,\"rrname\":\"c2.evil.example\",\"rrtype\":\"A\"}}\n",
+            Some(5353),
         ),
         (
             "zeek",
             "#separator \\x09\n#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\ttrans_id\tquery\n1764079205.000000\tC1\t192.0.2.7\t5353\t192.0.2.1\t53\tudp\t1\tc2.evil.example\n",
+            Some(5353),
         ),
         (
             "zeek-json",
             "{\"ts\":1764079205.0,\"uid\":\"C1\",\"id.orig_h\":\"192.0.2.7\",\"id.orig_p\":5353,\"id.resp_h\":\"192.0.2.1\",\"id.resp_p\":53,\"proto\":\"udp\",\"query\":\"c2.evil.example\"}\n",
+            Some(5353),
         ),
     ];
-    for (format, text) in cases {
+    for (format, text, port) in cases {
         let log = dir.path().join(format!("{format}.log"));
         std::fs::write(&log, text).unwrap();
         let out = dir.path().join(format!("{format}.ndjson"));
@@ -288,6 +296,7 @@ fn every_log_format_reaches_the_matcher() {
         assert_eq!(hits.len(), 1, "{format}: {hits:?}");
         assert_eq!(hits[0].client.to_string(), "192.0.2.7", "{format}");
         assert_eq!(hits[0].indicator, "c2.evil.example", "{format}");
+        assert_eq!(hits[0].client_port, port, "{format}: client port");
         // dnsmasq's syslog stamp has no year; the decoder takes this year.
         if format != "dnsmasq" {
             assert_eq!(
@@ -297,4 +306,156 @@ fn every_log_format_reaches_the_matcher() {
             );
         }
     }
+}
+
+fn eve_dns(time: &str, client: &str, port: u16, name: &str) -> String {
+    format!(
+        "{{\"timestamp\":\"{time}\",\"event_type\":\"dns\",\"src_ip\":\"{client}\",\"src_port\":{port},\"dest_ip\":\"192.0.2.1\",\"dest_port\":53,\"proto\":\"UDP\",\"dns\":{{\"type\":\"query\",\"id\":1,\"rrname\":\"{name}\",\"rrtype\":\"A\"}}}}\n"
+    )
+}
+
+fn eve_flow(time: &str, proto: &str, src: &str, sport: u16, dst: &str, dport: u16) -> String {
+    format!(
+        "{{\"timestamp\":\"{time}\",\"event_type\":\"flow\",\"src_ip\":\"{src}\",\"src_port\":{sport},\"dest_ip\":\"{dst}\",\"dest_port\":{dport},\"proto\":\"{proto}\",\"flow\":{{\"pkts_toserver\":3,\"pkts_toclient\":2,\"bytes_toserver\":300,\"bytes_toclient\":200,\"start\":\"{time}\",\"end\":\"{time}\"}}}}\n"
+    )
+}
+
+/// The hub attributes a hit behind CGNAT by the port of its first event, so
+/// an event read later but earlier in time must bring its port along, in
+/// one unit of work and across inputs alike.
+#[test]
+fn eve_dns_earlier_event_read_later_gives_its_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = default_snapshot(dir.path());
+    let one = dir.path().join("one.json");
+    std::fs::write(
+        &one,
+        eve_dns(
+            "2025-11-25T14:10:00.000000+0000",
+            "192.0.2.7",
+            40001,
+            "late.c2.evil.example",
+        ) + &eve_dns(
+            "2025-11-25T14:01:00.000000+0000",
+            "192.0.2.7",
+            51234,
+            "early.c2.evil.example",
+        ),
+    )
+    .unwrap();
+    // A second input, whose hits reach the aggregator as another part.
+    let two = dir.path().join("two.json");
+    std::fs::write(
+        &two,
+        eve_dns(
+            "2025-11-25T14:05:00.000000+0000",
+            "192.0.2.8",
+            40002,
+            "c2.evil.example",
+        ) + &eve_dns(
+            "2025-11-25T14:00:30.000000+0000",
+            "192.0.2.8",
+            62000,
+            "first.c2.evil.example",
+        ),
+    )
+    .unwrap();
+    let three = dir.path().join("three.json");
+    std::fs::write(
+        &three,
+        eve_dns(
+            "2025-11-25T14:00:10.000000+0000",
+            "192.0.2.8",
+            33333,
+            "very-first.c2.evil.example",
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("hits.ndjson");
+    let s = run_once(config(
+        dir.path(),
+        &snap,
+        &[
+            format!("file:{}:eve", one.display()),
+            format!("file:{}:eve", two.display()),
+            format!("file:{}:eve", three.display()),
+        ],
+        &out,
+    ));
+    assert_eq!(s.decode_errors, 0);
+    let hits = read_hits(&out);
+    assert_eq!(hits.len(), 2, "one hit per client: {hits:#?}");
+    let by = |client: &str| {
+        hits.iter()
+            .find(|h| h.client.to_string() == client)
+            .unwrap_or_else(|| panic!("no hit for {client}: {hits:#?}"))
+    };
+    let seven = by("192.0.2.7");
+    assert_eq!(seven.count, 2);
+    assert_eq!(seven.client_port, Some(51234));
+    assert_eq!(seven.evidence.as_deref(), Some("early.c2.evil.example"));
+    let eight = by("192.0.2.8");
+    assert_eq!(eight.count, 3);
+    assert_eq!(eight.client_port, Some(33333));
+    assert_eq!(eight.first_seen.to_rfc3339(), "2025-11-25T14:00:10+00:00");
+}
+
+/// The client of a flow is the end away from the listed address, and so is
+/// its port: the destination's for a flow from the C&C back to the client.
+#[test]
+fn eve_flow_client_port_is_the_client_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = default_snapshot(dir.path());
+    let log = dir.path().join("flows.json");
+    let t = "2025-11-25T14:00:05.000000+0000";
+    let text = [
+        eve_flow(t, "TCP", "10.1.2.3", 40000, "198.51.100.7", 443),
+        eve_flow(t, "TCP", "198.51.100.7", 443, "10.1.2.4", 51000),
+        // ICMP: the "ports" are a type and code, not a port block's.
+        eve_flow(t, "ICMP", "10.1.2.5", 8, "203.0.113.9", 0),
+    ]
+    .concat();
+    std::fs::write(&log, text).unwrap();
+    let out = dir.path().join("hits.ndjson");
+    let s = run_once(config(
+        dir.path(),
+        &snap,
+        &[format!("file:{}:eve", log.display())],
+        &out,
+    ));
+    assert_eq!(s.decode_errors, 0);
+    let hits = read_hits(&out);
+    let port = |client: &str| {
+        hits.iter()
+            .find(|h| h.client.to_string() == client)
+            .unwrap_or_else(|| panic!("no hit for {client}: {hits:#?}"))
+            .client_port
+    };
+    assert_eq!(hits.len(), 3, "{hits:#?}");
+    assert_eq!(port("10.1.2.3"), Some(40000));
+    assert_eq!(port("10.1.2.4"), Some(51000));
+    assert_eq!(port("10.1.2.5"), None);
+}
+
+#[test]
+fn eve_tls_hit_carries_the_client_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = default_snapshot(dir.path());
+    let log = dir.path().join("tls.json");
+    std::fs::write(
+        &log,
+        "{\"timestamp\":\"2025-11-25T14:00:06.000000+0000\",\"event_type\":\"tls\",\"src_ip\":\"192.0.2.9\",\"src_port\":50000,\"dest_ip\":\"192.0.2.20\",\"dest_port\":443,\"proto\":\"TCP\",\"tls\":{\"sni\":\"c2.evil.example\",\"version\":\"TLS 1.3\"}}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("hits.ndjson");
+    let s = run_once(config(
+        dir.path(),
+        &snap,
+        &[format!("file:{}:eve", log.display())],
+        &out,
+    ));
+    assert_eq!(s.decode_errors, 0);
+    let hits = read_hits(&out);
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    assert_eq!(hits[0].client_port, Some(50000));
 }

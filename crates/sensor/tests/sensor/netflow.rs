@@ -215,7 +215,8 @@ fn export_with_softflowd(version: &str) {
     std::thread::sleep(Duration::from_millis(300));
     let s = running.finish();
     assert_eq!(s.decode_errors, 0, "version {version}");
-    let t = totals(&read_hits(&out));
+    let hits = read_hits(&out);
+    let t = totals(&hits);
     let clients: Vec<&str> = t.keys().map(|(c, _)| c.as_str()).collect();
     assert!(
         t.contains_key(&("10.1.2.3".into(), "198.51.100.7".into())),
@@ -230,6 +231,102 @@ fn export_with_softflowd(version: &str) {
         !clients.contains(&"198.51.100.7"),
         "the C&C itself is never the client: {t:?}"
     );
+    // Both directions of the TCP flow name the client's port, never the
+    // C&C's 443.
+    for h in &hits {
+        let expected = match h.client.to_string().as_str() {
+            "10.1.2.3" => 40000,
+            "10.1.2.5" => 5000,
+            other => panic!("unexpected client {other}"),
+        };
+        assert_eq!(h.client_port, Some(expected), "version {version}: {h:?}");
+    }
+}
+
+/// One NetFlow v5 record: source address and port, destination address
+/// and port, IP protocol.
+type V5Record = ([u8; 4], u16, [u8; 4], u16, u8);
+
+/// A NetFlow v5 datagram as routers send it, built by hand so that each
+/// record's direction is known.
+fn v5_datagram(export_secs: u32, records: &[V5Record]) -> Vec<u8> {
+    let uptime = 1_000_000u32;
+    let mut m = 5u16.to_be_bytes().to_vec();
+    m.extend_from_slice(&(records.len() as u16).to_be_bytes());
+    m.extend_from_slice(&uptime.to_be_bytes());
+    m.extend_from_slice(&export_secs.to_be_bytes());
+    m.extend_from_slice(&0u32.to_be_bytes()); // nanoseconds
+    m.extend_from_slice(&1u32.to_be_bytes()); // flow sequence
+    m.extend_from_slice(&[0, 0, 0, 0]);
+    for &(src, sport, dst, dport, proto) in records {
+        let mut r = [0u8; 48];
+        r[0..4].copy_from_slice(&src);
+        r[4..8].copy_from_slice(&dst);
+        r[16..20].copy_from_slice(&3u32.to_be_bytes()); // packets
+        r[20..24].copy_from_slice(&180u32.to_be_bytes()); // bytes
+        r[24..28].copy_from_slice(&(uptime - 2000).to_be_bytes()); // first
+        r[28..32].copy_from_slice(&(uptime - 1000).to_be_bytes()); // last
+        r[32..34].copy_from_slice(&sport.to_be_bytes());
+        r[34..36].copy_from_slice(&dport.to_be_bytes());
+        r[38] = proto;
+        m.extend_from_slice(&r);
+    }
+    m
+}
+
+#[test]
+fn netflow_v5_hit_carries_the_client_end_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = default_snapshot(dir.path());
+    let out = dir.path().join("hits.ndjson");
+    let running = Running::start(config(
+        dir.path(),
+        &snap,
+        &["netflow:udp:127.0.0.1:0".to_string()],
+        &out,
+    ));
+    let port = running
+        .bound
+        .iter()
+        .find_map(|(_, b)| match b {
+            BoundInput::Udp(a) => Some(a.port()),
+            _ => None,
+        })
+        .expect("udp input");
+    let cc = [198, 51, 100, 7];
+    let datagram = v5_datagram(
+        chrono::Utc::now().timestamp() as u32,
+        &[
+            // Towards the C&C: the client is the source.
+            ([10, 1, 2, 3], 40000, cc, 443, 6),
+            // From the C&C only (the request went another way): the client
+            // is the destination, and so is its port.
+            (cc, 443, [10, 1, 2, 4], 51000, 6),
+            // ICMP puts type and code where the port would be.
+            ([10, 1, 2, 5], 0, [203, 0, 113, 9], 0x0800, 1),
+            (cc, 0, [10, 1, 2, 6], 0x0300, 1),
+        ],
+    );
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.send_to(&datagram, ("127.0.0.1", port)).unwrap();
+    let m = running.metrics.clone();
+    wait_for("flows", Duration::from_secs(10), || {
+        Metrics::get(&m.hits) >= 4
+    });
+    let s = running.finish();
+    assert_eq!(s.decode_errors, 0);
+    let hits = read_hits(&out);
+    assert_eq!(hits.len(), 4, "{hits:#?}");
+    let port_of = |client: &str| {
+        hits.iter()
+            .find(|h| h.client.to_string() == client)
+            .unwrap_or_else(|| panic!("no hit for {client}: {hits:#?}"))
+            .client_port
+    };
+    assert_eq!(port_of("10.1.2.3"), Some(40000));
+    assert_eq!(port_of("10.1.2.4"), Some(51000));
+    assert_eq!(port_of("10.1.2.5"), None);
+    assert_eq!(port_of("10.1.2.6"), None);
 }
 
 #[test]
