@@ -281,6 +281,11 @@ pub fn load(config: &HubConfig, base: &str) -> anyhow::Result<DemoReport> {
             &radius,
         )?;
         hits = replay(&mut store, org.id, &dir, base)?;
+        // The hub's case job follows the stored hits within a second.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while store.hits_pending()? && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     let cases = agent
         .get(format!("{base}/api/v1/cases?limit=1000"))

@@ -157,6 +157,16 @@ pub struct CaseConfig {
     /// How often the resolution job runs.
     #[serde(with = "humantime_serde")]
     pub job_interval: Duration,
+    /// Hits move their cases at most this long after they were stored:
+    /// the case job runs when hits arrive, but no more often than this, so
+    /// that under a stream of batches one run covers many.
+    #[serde(with = "humantime_serde")]
+    pub apply_interval: Duration,
+    /// Most hits one run of the case job applies in one transaction. A
+    /// run holds SQLite's write lock (ingest waits for it, about a second
+    /// per 100,000 hits here); fewer, larger runs apply more hits per
+    /// second.
+    pub apply_max_hits: u64,
 }
 
 /// Public lookups (no login).
@@ -245,6 +255,8 @@ impl Default for CaseConfig {
         Self {
             resolve_after: Duration::from_secs(7 * 86_400),
             job_interval: Duration::from_secs(60),
+            apply_interval: Duration::from_secs(1),
+            apply_max_hits: 100_000,
         }
     }
 }
@@ -339,8 +351,13 @@ impl HubConfig {
         if self.lookups.requests_per_minute == 0 {
             return bad("lookups.requests_per_minute must be at least 1");
         }
-        if self.cases.resolve_after == zero || self.cases.job_interval == zero {
-            return bad("cases.resolve_after and cases.job_interval must be longer than 0");
+        if self.cases.resolve_after == zero
+            || self.cases.job_interval == zero
+            || self.cases.apply_interval == zero
+        {
+            return bad(
+                "cases.resolve_after, cases.job_interval and cases.apply_interval must be longer than 0",
+            );
         }
         if self.sessions.lifetime == zero || self.sessions.idle_timeout == zero {
             return bad("sessions.lifetime and sessions.idle_timeout must be longer than 0");

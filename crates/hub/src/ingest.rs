@@ -51,12 +51,9 @@ pub(crate) struct Accepted {
     stored: u64,
     /// The batch id was recorded before; nothing was applied this time.
     duplicate: bool,
-    /// Hits attributed to a subscriber.
+    /// Hits attributed to a subscriber; the case job applies them to cases
+    /// within `cases.apply_interval`.
     attributed: u64,
-    /// Cases this batch opened.
-    cases_opened: u64,
-    /// Cases this batch reinfected.
-    cases_reinfected: u64,
     /// Hits not stored (stamped in the future).
     rejected: Vec<RejectedHit>,
 }
@@ -300,8 +297,7 @@ async fn ingest(state: &AppState, parts: &Parts, body: &mut Body) -> Result<Acce
             &state.metrics.hits_unattributed,
             count - outcome.attributed.min(count),
         );
-        add(&state.metrics.cases_opened, outcome.cases.opened);
-        add(&state.metrics.cases_reinfected, outcome.cases.reinfected);
+        state.case_work.notify_one();
     }
     tracing::info!(
         event = if outcome.duplicate { "hub_batch_duplicate" } else { "hub_batch_stored" },
@@ -310,15 +306,12 @@ async fn ingest(state: &AppState, parts: &Parts, body: &mut Body) -> Result<Acce
         batch_id = %batch_id,
         hits = outcome.stored,
         attributed = outcome.attributed,
-        cases_opened = outcome.cases.opened,
     );
     Ok(Accepted {
         batch_id,
         stored: outcome.stored,
         duplicate: outcome.duplicate,
         attributed: outcome.attributed,
-        cases_opened: outcome.cases.opened,
-        cases_reinfected: outcome.cases.reinfected,
         rejected,
     })
 }

@@ -93,6 +93,8 @@ pub(crate) struct AppState {
     pub limits: Limits,
     pub attribution: Attribution,
     pub lookup_cache: api::lookup::LookupCache,
+    /// Wakes the case job: hits were stored.
+    pub case_work: tokio::sync::Notify,
     snapshot: RwLock<Option<Arc<Current>>>,
     public: RwLock<Option<Arc<Snapshot>>>,
 }
@@ -248,6 +250,7 @@ impl HubConfig {
             limits,
             attribution: Attribution::default(),
             lookup_cache: api::lookup::LookupCache::default(),
+            case_work: tokio::sync::Notify::new(),
             snapshot: RwLock::new(None),
             public: RwLock::new(None),
         });
@@ -305,6 +308,7 @@ impl Hub {
                 stop_rx.clone(),
             )),
             tokio::spawn(case_loop(self.state.clone(), stop_rx.clone())),
+            tokio::spawn(apply_loop(self.state.clone(), stop_rx.clone())),
             tokio::spawn(attribution_loop(self.state.clone(), stop_rx)),
         ];
         tracing::info!(event = "hub_started", addr = %self.addr);
@@ -710,6 +714,58 @@ async fn attribution_loop(state: Arc<AppState>, mut stop: watch::Receiver<bool>)
     }
 }
 
+/// The case job: when hits were stored, but at most once per
+/// `cases.apply_interval`, applies every pending batch to cases (see
+/// `Store::apply_pending_hits`). The first run is at start, for batches a
+/// stopped hub left pending.
+async fn apply_loop(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
+    let every = state.config.cases.apply_interval;
+    let max_hits = state.config.cases.apply_max_hits.max(1);
+    loop {
+        let started = std::time::Instant::now();
+        loop {
+            match state
+                .store
+                .run(move |s| s.apply_pending_hits(max_hits))
+                .await
+            {
+                Ok((0, _)) => break,
+                Ok((batches, cases)) => {
+                    add(&state.metrics.cases_opened, cases.opened);
+                    add(&state.metrics.cases_reinfected, cases.reinfected);
+                    tracing::debug!(
+                        event = "hub_cases_applied",
+                        batches,
+                        opened = cases.opened,
+                        reinfected = cases.reinfected,
+                        updated = cases.updated,
+                    );
+                    let more = state.store.run(|s| s.hits_pending()).await.unwrap_or(false);
+                    if !more {
+                        break;
+                    }
+                    // Let ingest, waiting on SQLite's busy handler, take the
+                    // write lock between two runs.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    tracing::error!(event = "hub_case_job_failed", error = %e.detail);
+                    break;
+                }
+            }
+        }
+        let rest = every.saturating_sub(started.elapsed());
+        if stopped(&mut stop, rest).await {
+            return;
+        }
+        tokio::select! {
+            () = state.case_work.notified() => {},
+            () = tokio::time::sleep(every * 10) => {},
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// Resolves cases without hits for `cases.resolve_after`, every
 /// `cases.job_interval`; the first run is at start.
 async fn case_loop(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
@@ -723,6 +779,7 @@ async fn case_loop(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
         first = false;
         let cutoff =
             Utc::now() - chrono::Duration::seconds(i64::try_from(after.as_secs()).unwrap_or(0));
+        let started = std::time::Instant::now();
         match state
             .store
             .run(move |s| s.resolve_quiet_cases(cutoff, days))
@@ -731,7 +788,11 @@ async fn case_loop(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             Ok(0) => {}
             Ok(n) => {
                 add(&state.metrics.cases_resolved, n);
-                tracing::info!(event = "hub_cases_resolved", count = n);
+                tracing::info!(
+                    event = "hub_cases_resolved",
+                    count = n,
+                    millis = started.elapsed().as_millis() as u64
+                );
             }
             Err(e) => tracing::error!(event = "hub_case_job_failed", error = %e.detail),
         }

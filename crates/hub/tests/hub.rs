@@ -107,6 +107,8 @@ struct TestHub {
     /// them.
     first_token: Option<String>,
     _data: tempfile::TempDir,
+    /// The database, to wait for the case job.
+    db_url: String,
 }
 
 /// A logged-in user: the session cookie and the CSRF token.
@@ -132,6 +134,7 @@ impl TestHub {
         };
         config.secrets.master_key = Some(hex::encode(MASTER_KEY));
         config.secrets.encryption_key = Some(hex::encode(ENCRYPTION_KEY));
+        config.cases.apply_interval = Duration::from_millis(20);
         config.lookups.requests_per_minute = 100_000;
         config.lookups.burst = 10_000;
         tweak(&mut config);
@@ -153,6 +156,17 @@ impl TestHub {
             agent,
             first_token,
             _data: data,
+            db_url: db.url.clone(),
+        }
+    }
+
+    /// Waits until the case job has applied every stored batch.
+    fn settle(&self) {
+        let mut store = Store::open(&self.db_url).expect("open store");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while store.hits_pending().expect("pending") {
+            assert!(Instant::now() < deadline, "the case job did not run");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -263,10 +277,11 @@ impl TestHub {
         Reply::from(req.call().expect("request"))
     }
 
-    /// POSTs NDJSON hits with a batch id.
+    /// POSTs NDJSON hits with a batch id, and waits for the case job to
+    /// apply them.
     fn send_ndjson(&self, key: &str, batch_id: &str, hits: &[Hit]) -> Reply {
         let auth = format!("Bearer {key}");
-        self.post(
+        let r = self.post(
             "/api/v1/hits",
             &[
                 ("Authorization", &auth),
@@ -274,7 +289,9 @@ impl TestHub {
                 ("Idempotency-Key", batch_id),
             ],
             ndjson(hits).as_bytes(),
-        )
+        );
+        self.settle();
+        r
     }
 }
 

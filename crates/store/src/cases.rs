@@ -55,9 +55,7 @@ pub struct CaseHits {
 /// Sums `(subscriber, family, count, first_seen, last_seen)` parts into
 /// [`CaseHits`], in (subscriber, family) order so that concurrent writers
 /// lock rows in the same order.
-pub fn sum_case_hits(
-    parts: impl IntoIterator<Item = (i64, Option<String>, u64, i64, i64)>,
-) -> Vec<CaseHits> {
+pub fn sum_case_hits(parts: impl IntoIterator<Item = CasePart>) -> Vec<CaseHits> {
     let mut by: HashMap<(i64, String), (CaseHits, HashMap<i64, u64>)> = HashMap::new();
     for (subscriber_id, family, count, first, last) in parts {
         let family = family.unwrap_or_else(|| UNKNOWN_FAMILY.to_string());
@@ -227,6 +225,50 @@ fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// A stored case as the case job needs it: (id, state, resolved at).
+type CaseHead = (i64, CaseState, Option<i64>);
+
+/// One part of a case's hits: (subscriber, family, count, first seen,
+/// last seen), as [`sum_case_hits`] takes them.
+pub(crate) type CasePart = (i64, Option<String>, u64, i64, i64);
+
+/// Subscribers looked up per query when a batch finds its cases; the
+/// list is padded to this length so that one prepared statement serves.
+const CASE_LOOKUP: usize = 256;
+
+/// The cases of `hits` that exist: (subscriber, family) → (id, state,
+/// resolved at), a query per [`CASE_LOOKUP`] subscribers instead of one per
+/// case.
+fn existing_cases(
+    b: &mut Backend,
+    org_id: i64,
+    hits: &[CaseHits],
+) -> Result<HashMap<(i64, String), CaseHead>, Error> {
+    let mut subscribers: Vec<i64> = hits.iter().map(|h| h.subscriber_id).collect();
+    subscribers.dedup();
+    let placeholders: Vec<String> = (0..CASE_LOOKUP).map(|i| format!("?{}", i + 2)).collect();
+    let sql = format!(
+        "SELECT id, subscriber_id, family, state, resolved_at FROM cases
+         WHERE org_id = ?1 AND subscriber_id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut out = HashMap::with_capacity(hits.len());
+    for chunk in subscribers.chunks(CASE_LOOKUP) {
+        let mut params = Vec::with_capacity(CASE_LOOKUP + 1);
+        params.push(Value::Int(org_id));
+        params.extend(chunk.iter().map(|&s| Value::Int(s)));
+        // Padding that matches no subscriber.
+        params.resize(CASE_LOOKUP + 1, Value::Int(-1));
+        for r in b.query(&sql, &params)? {
+            out.insert(
+                (r.int(1)?, r.text(2)?),
+                (r.int(0)?, state(&r.text(3)?)?, r.opt_int(4)?),
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Applies summed hits to cases; `now` is the hub's time of the change.
 pub(crate) fn apply_case_hits(
     b: &mut Backend,
@@ -235,50 +277,34 @@ pub(crate) fn apply_case_hits(
     now: i64,
 ) -> Result<CaseOutcome, Error> {
     let mut out = CaseOutcome::default();
+    if hits.is_empty() {
+        return Ok(out);
+    }
+    let existing = existing_cases(b, org_id, hits)?;
     for h in hits {
-        let existing = b.query_opt(
-            "SELECT id, state, resolved_at FROM cases
-             WHERE org_id = ?1 AND subscriber_id = ?2 AND family = ?3",
-            vals![org_id, h.subscriber_id, h.family.as_str()],
-        )?;
-        let case_id = match existing {
+        let case_id = match existing.get(&(h.subscriber_id, h.family.clone())) {
             None => {
-                let id = b
-                    .query_one(
-                        "INSERT INTO cases (org_id, subscriber_id, family, state, opened_at,
-                             active_since, first_hit_at, last_hit_at, hit_count, state_changed_at,
-                             created_at, updated_at)
-                         VALUES (?1, ?2, ?3, 'open', ?4, ?4, ?4, ?5, ?6, ?7, ?7, ?7) RETURNING id",
-                        vals![
-                            org_id,
-                            h.subscriber_id,
-                            h.family.as_str(),
-                            h.first_seen,
-                            h.last_seen,
-                            clamp(h.count),
-                            now
-                        ],
-                    )?
-                    .int(0)?;
-                insert_event(
-                    b,
-                    id,
-                    org_id,
-                    now,
-                    "opened",
-                    None,
-                    Some(CaseState::Open),
-                    "system",
-                    None,
-                    None,
+                // The opening is the case row itself (created_at); the
+                // timeline shows it without an event row of its own.
+                let id = b.insert_id(
+                    "INSERT INTO cases (org_id, subscriber_id, family, state, opened_at,
+                         active_since, first_hit_at, last_hit_at, hit_count, state_changed_at,
+                         created_at, updated_at)
+                     VALUES (?1, ?2, ?3, 'open', ?4, ?4, ?4, ?5, ?6, ?7, ?7, ?7)",
+                    vals![
+                        org_id,
+                        h.subscriber_id,
+                        h.family.as_str(),
+                        h.first_seen,
+                        h.last_seen,
+                        clamp(h.count),
+                        now
+                    ],
                 )?;
                 out.opened += 1;
                 id
             }
-            Some(r) => {
-                let id = r.int(0)?;
-                let current = state(&r.text(1)?)?;
-                let resolved_at = r.opt_int(2)?;
+            Some(&(id, current, resolved_at)) => {
                 let reinfects =
                     current == CaseState::Resolved && resolved_at.is_some_and(|t| h.last_seen >= t);
                 if reinfects {
@@ -432,7 +458,24 @@ impl Store {
 
     /// A case's timeline, oldest first.
     pub fn case_events(&mut self, org_id: i64, case_id: i64) -> Result<Vec<CaseEvent>, Error> {
-        self.backend
+        let Some(created) = self.backend.query_opt(
+            "SELECT created_at FROM cases WHERE org_id = ?1 AND id = ?2",
+            vals![org_id, case_id],
+        )?
+        else {
+            return Ok(Vec::new());
+        };
+        let opened = CaseEvent {
+            id: 0,
+            at: from_secs("case created_at", created.int(0)?)?,
+            kind: "opened".into(),
+            from_state: None,
+            to_state: Some(CaseState::Open),
+            actor: "system".into(),
+            text: None,
+        };
+        let events: Result<Vec<CaseEvent>, Error> = self
+            .backend
             .query(
                 "SELECT id, at, kind, from_state, to_state, actor, text FROM case_events
                  WHERE org_id = ?1 AND case_id = ?2 ORDER BY id",
@@ -450,7 +493,8 @@ impl Store {
                     text: r.opt_text(6)?,
                 })
             })
-            .collect()
+            .collect();
+        Ok(std::iter::once(opened).chain(events?).collect())
     }
 
     /// A case's hits per local day, oldest first.

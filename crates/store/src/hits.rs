@@ -12,19 +12,29 @@
 //!
 //! The hub attributes each hit to a subscriber before it calls the store
 //! (its interval index lives in memory); the store keeps the subscriber
-//! with the hit and, in the same transaction, applies the batch's
-//! attributed hits to cases ([`crate::cases`]). A hit nobody held the
-//! address for is stored unattributed; when attribution data arrives
-//! later, [`Store::attribute_hits`] attributes it and moves cases then.
+//! with the hit. Cases and the per-client activity follow in the case job,
+//! [`Store::apply_pending_hits`]: it takes the batches not applied yet,
+//! many at a time, and applies their attributed hits to cases
+//! ([`crate::cases`]) in the transaction that marks them applied, so each
+//! moves cases exactly once. Keeping that work out of the ingest
+//! transaction keeps ingest an append at the end of the table, and doing
+//! it for many batches at once writes each page of the case tables once
+//! per run instead of once per batch. A hit nobody held the address for
+//! is stored unattributed; when attribution data arrives later,
+//! [`Store::attribute_hits`] attributes it and moves cases then.
 //!
-//! Hits with the same key (organisation, bucket, sensor, client, kind,
-//! indicator) add up
-//! with the rule of [`Hit::merge`]: counts sum (saturating at `i64::MAX`,
-//! the column's limit), `first_seen` is the minimum, `last_seen` the
-//! maximum, the evidence of the earliest part is kept, and the other
-//! attributes (indicator id, family, threat type) stay as the first part
-//! gave them. Times are stored in whole seconds, like every time in the
-//! store.
+//! Hits are stored as parts: a batch's hits of one key (organisation,
+//! bucket, sensor, client, kind, indicator) are merged into one row, and
+//! every batch's rows are appended. Reads add the parts of a key up with
+//! the rule of [`Hit::merge`]: counts sum (saturating at `i64::MAX`, the
+//! column's limit),
+//! `first_seen` is the minimum, `last_seen` the maximum, the evidence and
+//! port of the earliest part are kept, and the other attributes
+//! (indicator id, family, threat type) stay as the first part gave them.
+//! Appending is what makes ingest fast: the rows of a batch land at the
+//! end of the table, where an upsert by key touched a random page of the
+//! whole table for each hit. Times are stored in whole seconds, like
+//! every time in the store.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -34,10 +44,10 @@ use khien_model::{Hit, Timestamp};
 use rusqlite::{params, params_from_iter};
 use serde::Serialize;
 
-use crate::cases::{CaseOutcome, apply_case_hits, sum_case_hits};
+use crate::cases::{CaseOutcome, CasePart, UNKNOWN_FAMILY, apply_case_hits, sum_case_hits};
 use crate::filter::{Param, Placeholder};
 use crate::merge::{from_secs, secs};
-use crate::sql::{Value, vals};
+use crate::sql::vals;
 use crate::{Backend, Error, Store, pg, sqlite};
 
 /// Longest batch id accepted.
@@ -54,10 +64,9 @@ pub struct HitBatchOutcome {
     /// Hits the batch carried, as recorded when it was first accepted (so
     /// a retry is told the same number).
     pub stored: u64,
-    /// Hits attributed to a subscriber (0 for a duplicate).
+    /// Hits attributed to a subscriber (0 for a duplicate). The case job
+    /// ([`Store::apply_pending_hits`]) applies them to cases.
     pub attributed: u64,
-    /// What the batch did to cases (nothing for a duplicate).
-    pub cases: CaseOutcome,
 }
 
 /// One batch for [`Store::record_hits`].
@@ -72,9 +81,12 @@ pub struct HitBatch<'a> {
     pub subscribers: &'a [Option<i64>],
 }
 
-/// A stored hit nobody was attributed to; see [`Store::unattributed_hits`].
+/// A stored hit part nobody was attributed to; see
+/// [`Store::unattributed_hits`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnattributedHit {
+    /// The part's row.
+    pub id: i64,
     pub bucket: i64,
     pub sensor: String,
     pub client: IpAddr,
@@ -109,7 +121,7 @@ pub struct HitFilter {
 /// Totals over the `hits` table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct HitTotals {
-    /// Stored rows (distinct keys).
+    /// Distinct keys (a key's parts count once).
     pub rows: u64,
     /// The sum of their counts.
     pub count: u64,
@@ -134,9 +146,12 @@ struct Row {
 
 /// Merges the batch's parts of the same key and orders the rows by key,
 /// so that concurrent upserts lock rows in the same order.
+/// Hits of one key attributed to different subscribers (a CGNAT address
+/// shared by several, told apart by port) stay apart: each moves its own
+/// subscriber's case.
 fn fold(sensor: &str, hits: &[Hit], subscribers: &[Option<i64>]) -> Result<Vec<Row>, Error> {
-    type Key<'h> = (i64, String, &'static str, &'h str);
-    let mut keyed: BTreeMap<Key<'_>, (Hit, Option<i64>)> = BTreeMap::new();
+    type Key<'h> = (i64, String, &'static str, &'h str, Option<i64>);
+    let mut keyed: BTreeMap<Key<'_>, Hit> = BTreeMap::new();
     for (index, h) in hits.iter().enumerate() {
         let subscriber = subscribers.get(index).copied().flatten();
         if h.sensor != sensor {
@@ -151,20 +166,18 @@ fn fold(sensor: &str, hits: &[Hit], subscribers: &[Option<i64>]) -> Result<Vec<R
             h.client.to_string(),
             h.kind.as_str(),
             h.indicator.as_str(),
+            subscriber,
         );
         match keyed.get_mut(&key) {
-            Some((stored, sub)) => {
-                stored.merge(h);
-                *sub = sub.or(subscriber);
-            }
+            Some(stored) => stored.merge(h),
             None => {
-                keyed.insert(key, (h.clone(), subscriber));
+                keyed.insert(key, h.clone());
             }
         }
     }
     Ok(keyed
         .into_iter()
-        .map(|((bucket, client, kind, _), (h, subscriber_id))| Row {
+        .map(|((bucket, client, kind, _, subscriber_id), h)| Row {
             bucket,
             client,
             client_port: h.client_port.map(i64::from),
@@ -181,20 +194,6 @@ fn fold(sensor: &str, hits: &[Hit], subscribers: &[Option<i64>]) -> Result<Vec<R
         })
         .collect())
 }
-
-/// The merge rule of [`Hit::merge`] in SQL; `{min}`/`{max}` are the
-/// back end's two-argument minimum and maximum.
-const UPSERT_TAIL: &str = "ON CONFLICT (org_id, bucket, sensor, client, kind, indicator) DO UPDATE SET
-    count = CASE WHEN excluded.count > 9223372036854775807 - hits.count
-                 THEN 9223372036854775807 ELSE hits.count + excluded.count END,
-    evidence = CASE WHEN excluded.first_seen < hits.first_seen AND excluded.evidence IS NOT NULL
-                    THEN excluded.evidence ELSE COALESCE(hits.evidence, excluded.evidence) END,
-    first_seen = {min}(hits.first_seen, excluded.first_seen),
-    last_seen = {max}(hits.last_seen, excluded.last_seen),
-    client_port = CASE WHEN excluded.first_seen < hits.first_seen AND excluded.client_port IS NOT NULL
-                       THEN excluded.client_port ELSE COALESCE(hits.client_port, excluded.client_port) END,
-    subscriber_id = COALESCE(hits.subscriber_id, excluded.subscriber_id),
-    received_at = excluded.received_at";
 
 const HIT_COLS: &str = "bucket, sensor, client, kind, indicator, indicator_id, family, \
      threat_type, count, first_seen, last_seen, evidence, client_port";
@@ -304,24 +303,7 @@ impl Store {
         let rows = fold(batch.sensor, batch.hits, batch.subscribers)?;
         let received = secs(Utc::now());
         let hit_count = i64::try_from(batch.hits.len()).unwrap_or(i64::MAX);
-        let attributed: Vec<(i64, Option<String>, u64, i64, i64)> = batch
-            .hits
-            .iter()
-            .zip(batch.subscribers)
-            .filter_map(|(h, s)| {
-                s.map(|s| {
-                    (
-                        s,
-                        h.family.clone(),
-                        h.count,
-                        secs(h.first_seen),
-                        secs(h.last_seen),
-                    )
-                })
-            })
-            .collect();
-        let attributed_count = attributed.len() as u64;
-        let case_hits = sum_case_hits(attributed);
+        let attributed = batch.subscribers.iter().flatten().count() as u64;
         let (org, sensor, id) = (batch.org_id, batch.sensor, batch.batch_id);
         self.in_transaction(|b| {
             let mut outcome = match b {
@@ -331,16 +313,134 @@ impl Store {
                 Backend::Postgres(db) => record_pg(db, org, sensor, id, &rows, hit_count, received),
             }?;
             if !outcome.duplicate {
-                outcome.attributed = attributed_count;
-                outcome.cases = apply_case_hits(b, org, &case_hits, received)?;
+                outcome.attributed = attributed;
             }
             Ok(outcome)
         })
     }
 
-    /// Hits of `org_id` in buckets from `since` that nobody was attributed
-    /// to, at most `limit`, in key order after `after` (a key from the
-    /// previous page).
+    /// The case job: applies the attributed hits of batches not applied
+    /// yet — as many as hold `max_hits` hits, at least one — to cases and
+    /// to the client activity, and
+    /// marks them applied, all in one transaction — so each batch moves
+    /// cases exactly once, and a run over many batches dirties each page
+    /// of the case tables once instead of once per batch. Returns the
+    /// batches applied (0: nothing was pending) and what cases did.
+    pub fn apply_pending_hits(&mut self, max_hits: u64) -> Result<(u64, CaseOutcome), Error> {
+        let now = secs(Utc::now());
+        let skip_locked = match self.backend {
+            Backend::Sqlite(_) => "",
+            // Replicas share the work instead of waiting on each other.
+            Backend::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        };
+        self.in_transaction(|b| {
+            // Bounded by hits, not batches: the run holds SQLite's write
+            // lock, and ingest waits for it.
+            let mut ids: Vec<i64> = Vec::new();
+            let mut taken = 0u64;
+            for r in b.query(
+                &format!(
+                    "SELECT id, hit_count FROM hit_batches WHERE cases_applied = 0
+                     ORDER BY id LIMIT 1000{skip_locked}"
+                ),
+                &[],
+            )? {
+                if !ids.is_empty() && taken >= max_hits {
+                    break;
+                }
+                ids.push(r.int(0)?);
+                taken += u64::try_from(r.int(1)?).unwrap_or(0);
+            }
+            if ids.is_empty() {
+                return Ok((0, CaseOutcome::default()));
+            }
+            let mut parts: BTreeMap<i64, Vec<CasePart>> = BTreeMap::new();
+            let mut activity: BTreeMap<(String, String, i64), (i64, i64, u64)> = BTreeMap::new();
+            for &id in &ids {
+                for r in b.query(
+                    "SELECT org_id, subscriber_id, family, count, first_seen, last_seen, client
+                     FROM hits WHERE batch_row = ?1",
+                    vals![id],
+                )? {
+                    let (org, family) = (r.int(0)?, r.opt_text(2)?);
+                    let count = u64::try_from(r.int(3)?).unwrap_or(0);
+                    let (first, last) = (r.int(4)?, r.int(5)?);
+                    let key = (
+                        r.text(6)?,
+                        family.clone().unwrap_or_else(|| UNKNOWN_FAMILY.to_string()),
+                        org,
+                    );
+                    let a = activity.entry(key).or_insert((first, last, 0));
+                    a.0 = a.0.min(first);
+                    a.1 = a.1.max(last);
+                    a.2 = a.2.saturating_add(count);
+                    if let Some(subscriber) = r.opt_int(1)? {
+                        parts
+                            .entry(org)
+                            .or_default()
+                            .push((subscriber, family, count, first, last));
+                    }
+                }
+            }
+            let mut outcome = CaseOutcome::default();
+            for (org, p) in parts {
+                outcome += apply_case_hits(b, org, &sum_case_hits(p), now)?;
+            }
+            for ((client, family, org), (first, last, count)) in activity {
+                b.execute(
+                    "INSERT INTO client_activity (client, family, org_id, first_seen, last_seen, count)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (client, family, org_id) DO UPDATE SET
+                         first_seen = CASE WHEN excluded.first_seen < client_activity.first_seen
+                                           THEN excluded.first_seen ELSE client_activity.first_seen END,
+                         last_seen = CASE WHEN excluded.last_seen > client_activity.last_seen
+                                          THEN excluded.last_seen ELSE client_activity.last_seen END,
+                         count = CASE WHEN excluded.count > 9223372036854775807 - client_activity.count
+                                      THEN 9223372036854775807
+                                      ELSE client_activity.count + excluded.count END",
+                    vals![client, family, org, first, last, i64::try_from(count).unwrap_or(i64::MAX)],
+                )?;
+            }
+            for &id in &ids {
+                b.execute("UPDATE hit_batches SET cases_applied = 1 WHERE id = ?1", vals![id])?;
+            }
+            Ok((ids.len() as u64, outcome))
+        })
+    }
+
+    /// Whether any batch waits for the case job.
+    pub fn hits_pending(&mut self) -> Result<bool, Error> {
+        Ok(self
+            .backend
+            .query_opt(
+                "SELECT 1 FROM hit_batches WHERE cases_applied = 0 LIMIT 1",
+                &[],
+            )?
+            .is_some())
+    }
+
+    /// The families `client` was seen reaching since `since`, with the
+    /// latest time, across organisations: the public "is my address
+    /// infected" lookup.
+    pub fn client_activity(
+        &mut self,
+        client: IpAddr,
+        since: Timestamp,
+    ) -> Result<Vec<(String, Timestamp)>, Error> {
+        self.backend
+            .query(
+                "SELECT family, MAX(last_seen) FROM client_activity
+                 WHERE client = ?1 AND last_seen >= ?2 GROUP BY family ORDER BY 2 DESC",
+                vals![client.to_string(), secs(since)],
+            )?
+            .iter()
+            .map(|r| Ok((r.text(0)?, from_secs("activity last_seen", r.int(1)?)?)))
+            .collect()
+    }
+
+    /// Hit parts of `org_id` in buckets from `since` that nobody was
+    /// attributed to, at most `limit`, oldest first — of batches the case
+    /// job has applied (it attributes nothing, so the others stay its).
     pub fn unattributed_hits(
         &mut self,
         org_id: i64,
@@ -350,15 +450,18 @@ impl Store {
         self.backend
             .query(
                 "SELECT bucket, sensor, client, client_port, kind, indicator, family, count,
-                        first_seen, last_seen
+                        first_seen, last_seen, id
                  FROM hits WHERE org_id = ?1 AND subscriber_id IS NULL AND bucket >= ?2
-                 ORDER BY bucket, sensor, client, kind, indicator LIMIT ?3",
+                   AND (batch_row IS NULL OR batch_row IN
+                        (SELECT id FROM hit_batches WHERE cases_applied = 1))
+                 ORDER BY id LIMIT ?3",
                 vals![org_id, secs(since), i64::from(limit)],
             )?
             .iter()
             .map(|r| {
                 let client = r.text(2)?;
                 Ok(UnattributedHit {
+                    id: r.int(10)?,
                     bucket: r.int(0)?,
                     sensor: r.text(1)?,
                     client: client
@@ -390,18 +493,11 @@ impl Store {
             let mut done = Vec::with_capacity(hits.len());
             for (h, subscriber) in hits {
                 let n = b.execute(
-                    "UPDATE hits SET subscriber_id = ?7
-                     WHERE org_id = ?1 AND bucket = ?2 AND sensor = ?3 AND client = ?4
-                       AND kind = ?5 AND indicator = ?6 AND subscriber_id IS NULL",
-                    &[
-                        Value::Int(org_id),
-                        Value::Int(h.bucket),
-                        Value::from(h.sensor.as_str()),
-                        Value::Text(h.client.to_string()),
-                        Value::from(h.kind.as_str()),
-                        Value::from(h.indicator.as_str()),
-                        Value::Int(*subscriber),
-                    ],
+                    "UPDATE hits SET subscriber_id = ?3
+                     WHERE id = ?1 AND org_id = ?2 AND subscriber_id IS NULL
+                       AND (batch_row IS NULL OR batch_row IN
+                            (SELECT id FROM hit_batches WHERE cases_applied = 1))",
+                    vals![h.id, org_id, *subscriber],
                 )?;
                 if n > 0 {
                     done.push((
@@ -419,36 +515,16 @@ impl Store {
         })
     }
 
-    /// The latest hits from `client` in buckets from `since`, across
-    /// organisations: the public "is my address infected" lookup.
-    pub fn recent_hits_from(
-        &mut self,
-        client: IpAddr,
-        since: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<Hit>, Error> {
-        self.hits(&HitFilter {
-            client: Some(client),
-            since: Some(since),
-            limit: Some(u64::from(limit)),
-            ..HitFilter::default()
-        })
-    }
-
-    /// Stored hits matching `filter`, by (bucket, sensor, client, kind,
-    /// indicator).
+    /// Stored hits matching `filter`, their parts added up, by (bucket,
+    /// sensor, client, kind, indicator); at most `filter.limit` keys.
     pub fn hits(&mut self, filter: &HitFilter) -> Result<Vec<Hit>, Error> {
-        let limit = filter
-            .limit
-            .map(|n| format!(" LIMIT {}", n.min(i64::MAX as u64)))
-            .unwrap_or_default();
-        let mut out = Vec::new();
+        let mut out: Vec<Hit> = Vec::new();
         match &mut self.backend {
             Backend::Sqlite(db) => {
                 let (cond, params) = where_clause(filter, sqlite::placeholder);
                 let sql = format!(
                     "SELECT {HIT_COLS} FROM hits WHERE {cond}
-                     ORDER BY bucket, sensor, client, kind, indicator{limit}"
+                     ORDER BY bucket, sensor, client, kind, indicator, first_seen"
                 );
                 let mut st = db.conn.prepare(&sql)?;
                 let mut rows = st.query(params_from_iter(params.iter()))?;
@@ -477,7 +553,7 @@ impl Store {
                 let (cond, params) = where_clause(filter, pg::placeholder);
                 let sql = format!(
                     "SELECT {HIT_COLS} FROM hits WHERE {cond}
-                     ORDER BY bucket, sensor, client, kind, indicator{limit}"
+                     ORDER BY bucket, sensor, client, kind, indicator, first_seen"
                 );
                 for r in db.client.query(sql.as_str(), &pg::bound(&params))? {
                     out.push(hit(
@@ -498,22 +574,30 @@ impl Store {
                 }
             }
         }
-        Ok(out)
+        Ok(merge_parts(out, filter.limit))
     }
 
     /// Stored hit rows and the sum of their counts.
     pub fn hit_totals(&mut self) -> Result<HitTotals, Error> {
         // NUMERIC on PostgreSQL: a sum of BIGINTs may exceed BIGINT.
+        const KEYS: &str = "(SELECT SUM(count) AS n FROM hits
+             GROUP BY org_id, bucket, sensor, client, kind, indicator) AS k";
         let (rows, count): (i64, i64) = match &mut self.backend {
+            // TOTAL: a float sum, where SUM would fail on overflow.
             Backend::Sqlite(db) => db.conn.query_row(
-                "SELECT COUNT(*), COALESCE(SUM(count), 0) FROM hits",
+                &format!(
+                    "SELECT COUNT(*), TOTAL(MIN(n, 9223372036854775807.0)) FROM {}",
+                    KEYS.replace("SUM(count)", "TOTAL(count)")
+                ),
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get::<_, f64>(1)? as i64)),
             )?,
             Backend::Postgres(db) => {
                 let r = db.client.query_one(
-                    "SELECT COUNT(*), LEAST(COALESCE(SUM(count), 0), 9223372036854775807)::bigint
-                     FROM hits",
+                    &format!(
+                        "SELECT COUNT(*), LEAST(COALESCE(SUM(n), 0), 9223372036854775807)::bigint
+                         FROM {KEYS}"
+                    ),
                     &[],
                 )?;
                 (r.try_get(0)?, r.try_get(1)?)
@@ -552,10 +636,10 @@ fn record_sqlite(
              VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![org_id, sensor, batch_id, received, hit_count])?;
+    let batch_row = db.conn.last_insert_rowid();
     let sql = format!(
-        "INSERT INTO hits ({HIT_COLS}, received_at, subscriber_id, org_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) {}",
-        UPSERT_TAIL.replace("{min}", "MIN").replace("{max}", "MAX")
+        "INSERT INTO hits ({HIT_COLS}, received_at, subscriber_id, org_id, batch_row)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
     );
     let mut st = db.conn.prepare_cached(&sql)?;
     for r in rows {
@@ -576,6 +660,7 @@ fn record_sqlite(
             received,
             r.subscriber_id,
             org_id,
+            batch_row,
         ])?;
     }
     Ok(accepted(hit_count))
@@ -586,7 +671,6 @@ fn duplicate(stored: i64) -> HitBatchOutcome {
         duplicate: true,
         stored: u64::try_from(stored).unwrap_or(0),
         attributed: 0,
-        cases: CaseOutcome::default(),
     }
 }
 
@@ -608,12 +692,13 @@ fn record_pg(
 ) -> Result<HitBatchOutcome, Error> {
     // The batch row first: a concurrent submission of the same id blocks
     // here until this transaction ends, then finds the row.
-    let inserted = db.client.execute(
+    let inserted = db.client.query_opt(
         "INSERT INTO hit_batches (org_id, sensor, batch_id, received_at, hit_count)
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, sensor, batch_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (org_id, sensor, batch_id) DO NOTHING
+         RETURNING id",
         &[&org_id, &sensor, &batch_id, &received, &hit_count],
     )?;
-    if inserted == 0 {
+    let Some(batch_row) = inserted else {
         let n: i64 = db
             .client
             .query_one(
@@ -623,18 +708,15 @@ fn record_pg(
             )?
             .try_get(0)?;
         return Ok(duplicate(n));
-    }
+    };
+    let batch_row: i64 = batch_row.try_get(0)?;
     let sql = format!(
-        "INSERT INTO hits ({HIT_COLS}, received_at, subscriber_id, org_id)
-         SELECT b, $1, c, k, i, iid, f, t, n, fs, ls, e, cp, $2, sid, $16
+        "INSERT INTO hits ({HIT_COLS}, received_at, subscriber_id, org_id, batch_row)
+         SELECT b, $1, c, k, i, iid, f, t, n, fs, ls, e, cp, $2, sid, $16, $17
          FROM UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[], $7::bigint[],
                      $8::text[], $9::text[], $10::bigint[], $11::bigint[], $12::bigint[],
                      $13::text[], $14::bigint[], $15::bigint[])
-              AS u(b, c, k, i, iid, f, t, n, fs, ls, e, cp, sid)
-         {}",
-        UPSERT_TAIL
-            .replace("{min}", "LEAST")
-            .replace("{max}", "GREATEST")
+              AS u(b, c, k, i, iid, f, t, n, fs, ls, e, cp, sid)"
     );
     let st = db.client.prepare(&sql)?;
     for chunk in rows.chunks(PG_CHUNK) {
@@ -670,8 +752,38 @@ fn record_pg(
                 &client_port,
                 &subscriber,
                 &org_id,
+                &batch_row,
             ],
         )?;
     }
     Ok(accepted(hit_count))
+}
+
+/// Adds up consecutive parts of the same key (the rows come in key order,
+/// earliest part first) and keeps at most `limit` keys.
+fn merge_parts(parts: Vec<Hit>, limit: Option<u64>) -> Vec<Hit> {
+    let max = limit.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let mut out: Vec<Hit> = Vec::new();
+    for h in parts {
+        match out.last_mut() {
+            Some(last)
+                if last.bucket == h.bucket
+                    && last.sensor == h.sensor
+                    && last.client == h.client
+                    && last.kind == h.kind
+                    && last.indicator == h.indicator =>
+            {
+                last.merge(&h);
+                // The column's limit, whatever the number of parts.
+                last.count = last.count.min(i64::MAX as u64);
+            }
+            _ => {
+                if out.len() == max {
+                    break;
+                }
+                out.push(h);
+            }
+        }
+    }
+    out
 }

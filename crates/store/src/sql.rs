@@ -320,6 +320,22 @@ impl Backend {
         }
     }
 
+    /// Runs an `INSERT` into a table whose key is `id` and returns the new
+    /// id: SQLite's last rowid (no `RETURNING` row to step through), or
+    /// PostgreSQL's `RETURNING id`.
+    pub(crate) fn insert_id(&mut self, sql: &str, params: &[Value]) -> Result<i64, Error> {
+        match self {
+            Backend::Sqlite(db) => {
+                let mut st = db.conn.prepare_cached(sql)?;
+                st.execute(rusqlite::params_from_iter(params.iter()))?;
+                Ok(db.conn.last_insert_rowid())
+            }
+            Backend::Postgres(_) => self
+                .query_one(&format!("{sql} RETURNING id"), params)?
+                .int(0),
+        }
+    }
+
     /// The first row of a query, if any.
     pub(crate) fn query_opt(
         &mut self,

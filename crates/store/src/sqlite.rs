@@ -76,7 +76,7 @@ impl Db {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA foreign_keys = ON;
-             PRAGMA cache_size = -65536;
+             PRAGMA cache_size = -1048576;
              PRAGMA temp_store = MEMORY;
              PRAGMA wal_autocheckpoint = 10000;",
         )?;

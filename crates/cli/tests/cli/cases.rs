@@ -167,7 +167,7 @@ fn hits_open_cases_which_resolve_when_quiet_and_reinfect_when_back() {
         let config = dir.path().join("hub.toml");
         std::fs::write(
             &config,
-            "[cases]\nresolve_after = \"4s\"\njob_interval = \"250ms\"\n",
+            "[cases]\nresolve_after = \"4s\"\njob_interval = \"250ms\"\napply_interval = \"100ms\"\n",
         )
         .expect("config");
         let port = free_port();
@@ -229,14 +229,25 @@ fn hits_open_cases_which_resolve_when_quiet_and_reinfect_when_back() {
             ],
         );
         replay(db, dir.path(), port, &sensor, &first);
-        let opened = api.get("/api/v1/stats/cases")["totals"].clone();
-        let new: u64 = opened
-            .as_array()
-            .expect("totals")
-            .iter()
-            .map(|t| t["new"].as_u64().unwrap_or(0))
-            .sum();
-        assert_eq!(new, 2, "{opened}");
+        // The case job follows the stored hits within its interval.
+        let new = |api: &Api| -> u64 {
+            api.get("/api/v1/stats/cases")["totals"]
+                .as_array()
+                .expect("totals")
+                .iter()
+                .map(|t| t["new"].as_u64().unwrap_or(0))
+                .sum()
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while new(&api) < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "no cases opened: {:?}",
+                api.cases()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(new(&api), 2);
         let cases = api.cases();
         let p1 = subscriber(&api, "HN-1");
         let p2 = subscriber(&api, "HN-2");
@@ -275,6 +286,15 @@ fn hits_open_cases_which_resolve_when_quiet_and_reinfect_when_back() {
             &[("113.161.0.1", "c2.evil.example")],
         );
         replay(db, dir.path(), port, &sensor, &second);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while api.cases()[&p1].0 != "reinfected" {
+            assert!(
+                Instant::now() < deadline,
+                "not reinfected: {:?}",
+                api.cases()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let cases = api.cases();
         assert_eq!(cases[&p1], ("reinfected".to_string(), 3));
         assert_eq!(cases[&p2].0, "resolved");

@@ -187,23 +187,15 @@ pub(crate) async fn own_address(
     let days = window.as_secs() / 86_400;
     let since =
         Utc::now() - chrono::Duration::seconds(i64::try_from(window.as_secs()).unwrap_or(0));
-    let hits = match client {
+    let families = match client {
         Some(ip) => {
             state
                 .store
-                .run(move |s| s.recent_hits_from(ip, since, 1000))
+                .run(move |s| s.client_activity(ip, since))
                 .await?
         }
         None => Vec::new(),
     };
-    let mut families: HashMap<String, DateTime<Utc>> = HashMap::new();
-    for h in hits {
-        let f = h
-            .family
-            .unwrap_or_else(|| khien_store::UNKNOWN_FAMILY.to_string());
-        let e = families.entry(f).or_insert(h.last_seen);
-        *e = (*e).max(h.last_seen);
-    }
     let mut findings: Vec<Finding> = families
         .into_iter()
         .map(|(family, last_seen)| Finding {

@@ -185,10 +185,12 @@ fn session_writes_need_the_csrf_token(db: &TestDb) {
 }
 
 fn expired_session_gets_401(db: &TestDb) {
-    let hub = TestHub::start(db, |c| c.sessions.lifetime = Duration::from_secs(1));
+    // Times are whole seconds: a 2 s lifetime is at least 1 s left right
+    // after login, and over 3.1 s later.
+    let hub = TestHub::start(db, |c| c.sessions.lifetime = Duration::from_secs(2));
     let s = admin(&hub);
     assert_eq!(hub.as_user("GET", "/api/v1/session", &s, None).status, 200);
-    std::thread::sleep(Duration::from_millis(2100));
+    std::thread::sleep(Duration::from_millis(3100));
     let p = hub.as_user("GET", "/api/v1/session", &s, None).problem(401);
     assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
 }

@@ -40,10 +40,22 @@ fn openapi_document_is_served_and_matches_the_snapshot(db: &TestDb) {
         std::fs::write(&path, format!("{text}\n")).unwrap();
     }
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if let Some((i, (old, new))) = committed
+        .lines()
+        .zip(text.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+    {
+        panic!(
+            "the API changed at line {}: {old:?} became {new:?}; review the difference \
+             (git diff after a run with KHIEN_UPDATE_SNAPSHOTS=1)",
+            i + 1
+        );
+    }
     assert_eq!(
-        committed.trim_end(),
-        text.trim_end(),
-        "the API changed: review the difference, then run with KHIEN_UPDATE_SNAPSHOTS=1"
+        committed.trim_end().lines().count(),
+        text.trim_end().lines().count(),
+        "the API changed at its end; rerun with KHIEN_UPDATE_SNAPSHOTS=1 and review"
     );
     assert_eq!(served, serde_json::from_str::<Value>(&text).unwrap());
 }

@@ -140,8 +140,15 @@ CREATE INDEX address_assignments_org ON address_assignments (org_id, network, st
 
 -- Hits gain their tenant, the subscriber they were attributed to (NULL:
 -- nobody held the address then, as far as the operator told) and the
--- client port when the telemetry had one (CGNAT).
+-- client port when the telemetry had one (CGNAT). And they become parts:
+-- one row per part a sensor shipped, appended, never updated in place but
+-- to attribute it; reads add up the parts of a key (bucket, sensor,
+-- client, kind, indicator) with the rule of khien_model::Hit::merge.
+-- Appending keeps ingest at the end of the table: an upsert keyed by
+-- indicator and client touched a random page of a growing B-tree for every
+-- hit, and the WAL wrote each of those pages at every commit.
 CREATE TABLE hits_v3 (
+    id            INTEGER PRIMARY KEY,
     org_id        INTEGER NOT NULL,
     bucket        INTEGER NOT NULL,
     sensor        TEXT    NOT NULL,
@@ -158,30 +165,55 @@ CREATE TABLE hits_v3 (
     received_at   INTEGER NOT NULL,
     client_port   INTEGER,
     subscriber_id INTEGER,
-    PRIMARY KEY (org_id, bucket, sensor, client, kind, indicator)
-) WITHOUT ROWID;
+    -- The hit_batches row this part came in (NULL for hits from before).
+    batch_row     INTEGER
+);
 INSERT INTO hits_v3 (org_id, bucket, sensor, client, kind, indicator, indicator_id, family,
                      threat_type, count, first_seen, last_seen, evidence, received_at)
 SELECT 1, bucket, sensor, client, kind, indicator, indicator_id, family,
        threat_type, count, first_seen, last_seen, evidence, received_at FROM hits;
 DROP TABLE hits;
 ALTER TABLE hits_v3 RENAME TO hits;
-CREATE INDEX hits_client_bucket ON hits (client, bucket);
-CREATE INDEX hits_indicator ON hits (indicator, bucket);
-CREATE INDEX hits_subscriber ON hits (org_id, subscriber_id, bucket) WHERE subscriber_id IS NOT NULL;
+-- A batch's parts, for the case job, and the parts waiting for attribution
+-- data. Both grow at the end as hits arrive; nothing keyed by client or
+-- indicator is indexed here, so ingest touches only the table's tail.
+CREATE INDEX hits_batch ON hits (batch_row);
 CREATE INDEX hits_unattributed ON hits (org_id, bucket) WHERE subscriber_id IS NULL;
 
-CREATE TABLE hit_batches_v3 (
-    org_id      INTEGER NOT NULL,
-    sensor      TEXT    NOT NULL,
-    batch_id    TEXT    NOT NULL,
-    received_at INTEGER NOT NULL,
-    hit_count   INTEGER NOT NULL,
-    PRIMARY KEY (org_id, sensor, batch_id)
+-- Per client address and family: when it was last seen reaching an
+-- indicator (the public "is my address infected" lookup). Kept by the
+-- case job, batches at a time.
+CREATE TABLE client_activity (
+    client     TEXT    NOT NULL,
+    family     TEXT    NOT NULL,
+    org_id     INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen  INTEGER NOT NULL,
+    count      INTEGER NOT NULL,
+    PRIMARY KEY (client, family, org_id)
 ) WITHOUT ROWID;
-INSERT INTO hit_batches_v3 SELECT 1, sensor, batch_id, received_at, hit_count FROM hit_batches;
+INSERT INTO client_activity
+SELECT client, COALESCE(family, 'unknown'), org_id, MIN(first_seen), MAX(last_seen),
+       MIN(TOTAL(count), 9223372036854775807.0)
+FROM hits GROUP BY client, COALESCE(family, 'unknown'), org_id;
+
+-- cases_applied: the case job has applied the batch's attributed hits to
+-- cases (in the transaction that set it, so exactly once).
+CREATE TABLE hit_batches_v3 (
+    id            INTEGER PRIMARY KEY,
+    org_id        INTEGER NOT NULL,
+    sensor        TEXT    NOT NULL,
+    batch_id      TEXT    NOT NULL,
+    received_at   INTEGER NOT NULL,
+    hit_count     INTEGER NOT NULL,
+    cases_applied INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (org_id, sensor, batch_id)
+);
+INSERT INTO hit_batches_v3 (org_id, sensor, batch_id, received_at, hit_count, cases_applied)
+SELECT 1, sensor, batch_id, received_at, hit_count, 1 FROM hit_batches;
 DROP TABLE hit_batches;
 ALTER TABLE hit_batches_v3 RENAME TO hit_batches;
+CREATE INDEX hit_batches_pending ON hit_batches (id) WHERE cases_applied = 0;
 
 -- One case per (subscriber, family). active_since is when the current
 -- episode began (the first hit, or the hit that reinfected); a resolution
@@ -207,7 +239,9 @@ CREATE TABLE cases (
     UNIQUE (org_id, subscriber_id, family)
 );
 CREATE INDEX cases_org_id ON cases (org_id, id);
-CREATE INDEX cases_state_last_hit ON cases (state, last_hit_at);
+-- No index on (state, last_hit_at): every batch moves last_hit_at of its
+-- cases, and the resolution job, which would use it, runs once a minute
+-- and scans the table cheaply instead.
 
 -- The timeline: opened, state changes, comments, assignments, notifications.
 CREATE TABLE case_events (

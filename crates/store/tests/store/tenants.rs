@@ -23,6 +23,7 @@ store_tests!(
     unattributed_hits_are_attributed_later,
     statistics_count_new_resolved_reinfected_and_median,
     duplicate_batch_moves_cases_once,
+    case_job_applies_many_batches_once_and_keeps_client_activity,
 );
 
 fn at(h: u32) -> Timestamp {
@@ -73,6 +74,7 @@ fn subscriber(s: &mut Store, org: i64, external: &str) -> i64 {
         .id
 }
 
+/// Records a batch and runs the case job over it.
 fn ingest(s: &mut Store, org: i64, batch: &str, hits: &[Hit], subs: &[Option<i64>]) {
     s.record_hits(&HitBatch {
         org_id: org,
@@ -82,6 +84,8 @@ fn ingest(s: &mut Store, org: i64, batch: &str, hits: &[Hit], subs: &[Option<i64
         subscribers: subs,
     })
     .unwrap();
+    s.apply_pending_hits(100).unwrap();
+    assert!(!s.hits_pending().unwrap());
 }
 
 fn organisations_have_unique_slugs_and_roles(db: &TestDb) {
@@ -697,7 +701,11 @@ fn duplicate_batch_moves_cases_once(db: &TestDb) {
         })
         .unwrap();
     assert!(again.duplicate);
-    assert_eq!(again.cases.updated + again.cases.opened, 0);
+    assert_eq!(
+        s.apply_pending_hits(100).unwrap().0,
+        0,
+        "nothing new to apply"
+    );
     let c = &s
         .cases(
             org,
@@ -722,5 +730,58 @@ fn duplicate_batch_moves_cases_once(db: &TestDb) {
         })
         .unwrap();
     assert!(!o.duplicate);
-    assert_eq!(o.cases.opened, 1);
+    let (batches, cases) = s.apply_pending_hits(100).unwrap();
+    assert_eq!((batches, cases.opened), (1, 1));
+}
+
+fn case_job_applies_many_batches_once_and_keeps_client_activity(db: &TestDb) {
+    let mut s = db.open();
+    let org = operator(&mut s, "isp");
+    let a = subscriber(&mut s, org, "a");
+    for (i, h) in [1, 2, 3].into_iter().enumerate() {
+        s.record_hits(&HitBatch {
+            org_id: org,
+            sensor: "s1",
+            batch_id: &format!("b{i}"),
+            hits: &[
+                hit("10.0.0.1", "mirai", 2, at(h)),
+                hit("10.0.0.2", "emotet", 1, at(h)),
+            ],
+            subscribers: &[Some(a), None],
+        })
+        .unwrap();
+    }
+    assert!(s.hits_pending().unwrap());
+    // Nothing is re-attributed while its batch waits for the job.
+    assert!(s.unattributed_hits(org, at(0), 100).unwrap().is_empty());
+    let (batches, cases) = s.apply_pending_hits(4).unwrap();
+    assert_eq!((batches, cases.opened), (2, 1));
+    let (batches, cases) = s.apply_pending_hits(4).unwrap();
+    assert_eq!((batches, cases.opened, cases.updated), (1, 0, 1));
+    assert_eq!(s.apply_pending_hits(4).unwrap().0, 0);
+    let c = &s
+        .cases(
+            org,
+            &CaseFilter::default(),
+            Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .unwrap()[0];
+    assert_eq!((c.hit_count, c.first_hit_at), (6, at(1)));
+    // Every hit counts for the client's activity, attributed or not.
+    let seen = s
+        .client_activity("10.0.0.2".parse().unwrap(), at(0))
+        .unwrap();
+    assert_eq!(
+        seen,
+        vec![("emotet".to_string(), at(3) + Duration::minutes(5))]
+    );
+    assert!(
+        s.client_activity("10.0.0.2".parse().unwrap(), at(4))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.unattributed_hits(org, at(0), 100).unwrap().len(), 3);
 }
