@@ -46,6 +46,7 @@ pub mod attribution;
 mod auth;
 mod config;
 mod db;
+pub mod directory;
 mod error;
 pub mod guidance;
 mod ingest;

@@ -293,3 +293,124 @@ fn serve_prints_its_address_answers_and_stops_on_sigterm() {
         );
     });
 }
+
+#[test]
+fn rotate_encryption_key_reencrypts_contacts_under_the_new_key() {
+    both(|db| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (master, old, new, lost) = ([1u8; 32], [2u8; 32], [3u8; 32], [4u8; 32]);
+        let hex = |k: [u8; 32]| k.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let config = |enc: [u8; 32], previous: &[[u8; 32]]| {
+            let path = dir.path().join(format!("hub-{}.toml", hex(enc)));
+            let prev: Vec<String> = previous
+                .iter()
+                .map(|k| format!("\"{}\"", hex(*k)))
+                .collect();
+            std::fs::write(
+                &path,
+                format!(
+                    "database = \"{}\"\ndata_dir = \"{}\"\n[secrets]\nmaster_key = \"{}\"\nencryption_key = \"{}\"\nprevious_encryption_keys = [{}]\n",
+                    db.url,
+                    dir.path().display(),
+                    hex(master),
+                    hex(enc),
+                    prev.join(", ")
+                ),
+            )
+            .expect("config");
+            path
+        };
+        let before = khien_hub::Secrets::from_keys(master, old, &[]);
+        let mut store = hub_store_with(db, &before);
+        let org = store
+            .create_org("isp", "ISP", khien_model::OrgRole::Operator)
+            .expect("org")
+            .id;
+        let contacts = khien_store::EncryptedContacts {
+            email: Some(
+                before
+                    .encrypt(org, "HN-1", "email", "an@isp.vn")
+                    .expect("enc"),
+            ),
+            ..Default::default()
+        };
+        store
+            .upsert_subscribers(
+                org,
+                &[khien_store::SubscriberUpsert {
+                    external_id: "HN-1".into(),
+                    pseudonym: before.pseudonym(org, "HN-1"),
+                    language: "vi".into(),
+                    contacts: Some((contacts, before.key_id())),
+                    identities: vec![],
+                }],
+            )
+            .expect("subscriber");
+        drop(store);
+
+        let rotated = config(new, &[old]);
+        let out = khien(
+            db,
+            &[
+                "admin",
+                "rotate-encryption-key",
+                "--config",
+                &rotated.display().to_string(),
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("1 subscribers re-encrypted"));
+        let after = khien_hub::Secrets::from_keys(master, new, &[]);
+        let mut store = hub_store_with(db, &after);
+        let rec = store
+            .subscriber_by_pseudonym(org, &after.pseudonym(org, "HN-1"))
+            .expect("read")
+            .expect("subscriber");
+        assert_eq!(rec.key_id.as_deref(), Some(after.key_id().as_str()));
+        let email = rec.contacts.email.expect("email");
+        assert_eq!(
+            after.decrypt(org, "HN-1", "email", &email).as_deref(),
+            Ok("an@isp.vn"),
+            "readable with the new key alone"
+        );
+        let audit = store
+            .audit_events(
+                &khien_store::AuditFilter {
+                    action_prefix: Some("subscriber.rekey".into()),
+                    ..Default::default()
+                },
+                khien_store::Page {
+                    after: None,
+                    limit: 10,
+                },
+            )
+            .expect("audit");
+        assert_eq!(audit.len(), 1);
+        drop(store);
+
+        // A key change without the old key cannot read the rows: they are
+        // left as they are and the command fails.
+        let out = khien(
+            db,
+            &[
+                "admin",
+                "rotate-encryption-key",
+                "--config",
+                &config(lost, &[]).display().to_string(),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be decrypted"));
+    });
+}
+
+fn hub_store_with(db: &Db, secrets: &khien_hub::Secrets) -> khien_store::Store {
+    let mut s = khien_store::Store::open(&db.url).expect("store");
+    s.set_hash_key(secrets.hash_key());
+    s
+}

@@ -18,7 +18,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
-use khien_model::{Observable, ObservableKind};
 use khien_store::{EncryptedContacts, SubscriberOutcome, SubscriberRecord, SubscriberUpsert};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -26,11 +25,9 @@ use utoipa::ToSchema;
 use crate::api::orgs::audit;
 use crate::api::{PageParams, Paged, PathParam, QueryParams, media_type, parse_json, read_body};
 use crate::auth::{Auth, Permission};
+use crate::directory::{MAX_UPLOAD_ROWS, SubscriberInput, check, parse_csv};
 use crate::error::{ApiError, Problem};
 use crate::server::AppState;
-
-/// Most subscribers in one upload.
-const MAX_UPLOAD_ROWS: usize = 200_000;
 
 /// A subscriber as listed: no contact details.
 #[derive(Debug, Serialize, ToSchema)]
@@ -85,23 +82,6 @@ pub(crate) struct SubscriberDetail {
     pub updated_at: DateTime<Utc>,
 }
 
-/// One subscriber of an upload.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SubscriberInput {
-    /// The operator's own id.
-    pub id: String,
-    pub name: Option<String>,
-    pub email: Option<String>,
-    /// Vietnamese national forms are accepted (`0912 345 678`).
-    pub phone: Option<String>,
-    pub address: Option<String>,
-    /// vi (default) or en.
-    pub language: Option<String>,
-    #[serde(default)]
-    pub identities: Vec<String>,
-}
-
 /// `{"subscribers": [...]}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -113,130 +93,6 @@ pub(crate) struct SubscriberUpload {
 pub(crate) struct UploadOutcome {
     pub created: u64,
     pub updated: u64,
-}
-
-/// Reads a CSV directory: header `id,name,email,phone,address,language,
-/// identities` (any order, all but `id` optional; identities separated by
-/// `;`).
-fn parse_csv(bytes: &[u8]) -> Result<Vec<(u64, SubscriberInput)>, ApiError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let bad = |line: u64, field: &str, detail: String| ApiError {
-        line: Some(line),
-        field: Some(field.into()),
-        ..ApiError::new(Problem::Validation, detail)
-    };
-    let headers = reader
-        .headers()
-        .map_err(|e| bad(1, "header", format!("the CSV header: {e}")))?
-        .clone();
-    const KNOWN: [&str; 7] = [
-        "id",
-        "name",
-        "email",
-        "phone",
-        "address",
-        "language",
-        "identities",
-    ];
-    let mut col = [None; 7];
-    for (i, h) in headers.iter().enumerate() {
-        let h = h.to_ascii_lowercase();
-        match KNOWN.iter().position(|k| *k == h) {
-            Some(k) => col[k] = Some(i),
-            None => {
-                return Err(bad(
-                    1,
-                    &h,
-                    format!("unknown column {h:?}; the columns are {}", KNOWN.join(", ")),
-                ));
-            }
-        }
-    }
-    if col[0].is_none() {
-        return Err(bad(1, "id", "the header needs an `id` column".into()));
-    }
-    let mut out = Vec::new();
-    for (i, rec) in reader.records().enumerate() {
-        let line = i as u64 + 2;
-        let rec = rec.map_err(|e| bad(line, "row", format!("line {line}: {e}")))?;
-        let get = |k: usize| {
-            col[k]
-                .and_then(|c| rec.get(c))
-                .filter(|v| !v.is_empty())
-                .map(str::to_string)
-        };
-        out.push((
-            line,
-            SubscriberInput {
-                id: get(0).unwrap_or_default(),
-                name: get(1),
-                email: get(2),
-                phone: get(3),
-                address: get(4),
-                language: get(5),
-                identities: get(6)
-                    .map(|v| {
-                        v.split(';')
-                            .map(str::trim)
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            },
-        ));
-        if out.len() > MAX_UPLOAD_ROWS {
-            return Err(bad(
-                line,
-                "row",
-                format!("an upload holds at most {MAX_UPLOAD_ROWS} subscribers"),
-            ));
-        }
-    }
-    Ok(out)
-}
-
-/// Checks and normalises one row; the error names the field.
-fn check(input: &mut SubscriberInput) -> Result<(), (String, String)> {
-    let fail = |f: &str, m: String| Err((f.to_string(), m));
-    let id = input.id.trim();
-    if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
-        return fail(
-            "id",
-            "the subscriber id must be 1 to 256 printable characters".into(),
-        );
-    }
-    input.id = id.to_string();
-    if let Some(e) = &input.email {
-        match Observable::parse(ObservableKind::Email, e) {
-            Ok(o) => input.email = Some(o.into_value()),
-            Err(err) => return fail("email", format!("{e:?} is not an e-mail address: {err}")),
-        }
-    }
-    if let Some(p) = &input.phone {
-        match Observable::parse(ObservableKind::Phone, p) {
-            Ok(o) => input.phone = Some(o.into_value()),
-            Err(err) => return fail("phone", format!("{p:?} is not a phone number: {err}")),
-        }
-    }
-    for (field, v) in [("name", &input.name), ("address", &input.address)] {
-        if let Some(v) = v
-            && (v.chars().count() > 1000 || v.chars().any(|c| c.is_control() && c != '\n'))
-        {
-            return fail(
-                field,
-                "at most 1,000 characters, no control characters".into(),
-            );
-        }
-    }
-    match input.language.as_deref() {
-        None | Some("vi") | Some("en") => {}
-        Some(other) => return fail("language", format!("{other:?}: use vi or en")),
-    }
-    Ok(())
 }
 
 /// Upload subscribers: JSON `{"subscribers": [...]}` or `text/csv` with a
@@ -268,7 +124,12 @@ pub(crate) async fn upload(
     };
     let bytes = read_body(&state, &headers, &mut body).await?;
     let rows: Vec<(Option<u64>, Option<usize>, SubscriberInput)> = if csv {
-        parse_csv(&bytes)?
+        parse_csv(&bytes)
+            .map_err(|e| ApiError {
+                line: Some(e.line),
+                field: Some(e.field),
+                ..ApiError::new(Problem::Validation, e.message)
+            })?
             .into_iter()
             .map(|(l, s)| (Some(l), None, s))
             .collect()
@@ -449,52 +310,4 @@ pub(crate) async fn get(
         created_at: rec.created_at,
         updated_at: rec.updated_at,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_directory_reads_by_header_and_names_bad_columns() {
-        let rows =
-            parse_csv("phone,id,identities\n0912 345 678,HN-1,aa:bb;cc\n,HN-2,\n".as_bytes())
-                .expect("valid");
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].0, 2);
-        assert_eq!(rows[0].1.id, "HN-1");
-        assert_eq!(rows[0].1.identities, vec!["aa:bb", "cc"]);
-        assert_eq!(rows[1].1.phone, None);
-        let e = parse_csv(b"id,emial\nx,y\n").expect_err("typo");
-        assert_eq!((e.line, e.field.as_deref()), (Some(1), Some("emial")));
-        let e = parse_csv(b"name\nx\n").expect_err("no id");
-        assert_eq!(e.field.as_deref(), Some("id"));
-        let e = parse_csv(b"id,name\nx\ny,z,w\n").expect_err("ragged");
-        assert_eq!(e.line, Some(2));
-    }
-
-    #[test]
-    fn rows_are_normalised_or_refused_by_field() {
-        let mut ok = SubscriberInput {
-            id: " HN-1 ".into(),
-            name: None,
-            email: Some("An@Example.VN".into()),
-            phone: Some("0912 345 678".into()),
-            address: None,
-            language: None,
-            identities: vec![],
-        };
-        check(&mut ok).expect("valid");
-        assert_eq!(ok.id, "HN-1");
-        assert_eq!(ok.phone.as_deref(), Some("+84912345678"));
-        let mut bad = ok.clone();
-        bad.email = Some("not-an-address".into());
-        assert_eq!(check(&mut bad).expect_err("email").0, "email");
-        let mut bad = ok.clone();
-        bad.phone = Some("call me".into());
-        assert_eq!(check(&mut bad).expect_err("phone").0, "phone");
-        let mut bad = ok;
-        bad.language = Some("fr".into());
-        assert_eq!(check(&mut bad).expect_err("language").0, "language");
-    }
 }
