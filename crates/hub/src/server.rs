@@ -545,7 +545,61 @@ fn router(state: Arc<AppState>) -> Router {
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(read_small_bodies))
         .with_state(state)
+}
+
+/// Bodies up to this size are read before the handler runs.
+const SMALL_BODY: u64 = 64 * 1024;
+
+/// Keeps keep-alive connections healthy when a request is refused before
+/// its body was read (a bad query string, no credentials): the server
+/// would close the connection with the body unread, and a client that
+/// reused it would see a reset. Small bodies are therefore read up front,
+/// so they are consumed whatever the handler does; for larger ones an
+/// error answer says `Connection: close`. Hit ingest drains its own body.
+async fn read_small_bodies(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v != "0");
+    if !has_body || req.uri().path() == "/api/v1/hits" {
+        return next.run(req).await;
+    }
+    let small = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n <= SMALL_BODY);
+    let req = if small {
+        let (parts, body) = req.into_parts();
+        let limit = usize::try_from(SMALL_BODY).unwrap_or(usize::MAX);
+        let read =
+            tokio::time::timeout(Duration::from_secs(30), axum::body::to_bytes(body, limit)).await;
+        match read {
+            Ok(Ok(bytes)) => {
+                axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))
+            }
+            Ok(Err(_)) | Err(_) => {
+                let mut res = ApiError::new(Problem::InvalidBody, "the body could not be read")
+                    .into_response();
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return res;
+            }
+        }
+    } else {
+        req
+    };
+    let mut res = next.run(req).await;
+    if !small && res.status().as_u16() >= 400 {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
 }
 
 async fn not_found() -> ApiError {

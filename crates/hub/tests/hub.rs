@@ -177,22 +177,27 @@ impl TestHub {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Reply {
+        self.try_request(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Reply, ureq::Error> {
         let uri = format!("{}{path}", self.base);
         let mut b = ureq::http::Request::builder().method(method).uri(uri);
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
         let r = match body {
-            Some(body) => self
-                .agent
-                .run(b.body(body.to_vec()).expect("request"))
-                .expect("request"),
-            None => self
-                .agent
-                .run(b.body(()).expect("request"))
-                .expect("request"),
+            Some(body) => self.agent.run(b.body(body.to_vec()).expect("request"))?,
+            None => self.agent.run(b.body(()).expect("request"))?,
         };
-        Reply::from(r)
+        Ok(Reply::from(r))
     }
 
     /// A JSON request with an API key.
@@ -485,5 +490,7 @@ mod ingest;
 mod lookup;
 #[path = "hub/openapi.rs"]
 mod openapi;
+#[path = "hub/robustness.rs"]
+mod robustness;
 #[path = "hub/tenants.rs"]
 mod tenants;
