@@ -41,7 +41,7 @@ pub use error::ObservableError;
 pub use hit::{Hit, bucket_start};
 pub use indicator::{Indicator, IndicatorRecord, SourceAttributes};
 pub use observable::{Observable, ObservableKind};
-pub use tenancy::{CaseState, OrgRole, UnknownWord, UserRole};
+pub use tenancy::{CaseState, Channel, NotificationStatus, OrgRole, UnknownWord, UserRole};
 pub use vocabulary::{Confidence, Family, ThreatType, Tlp, VocabularyError};
 
 /// Timestamps are UTC everywhere inside Khiên.

@@ -110,6 +110,40 @@ vocabulary!(
     }
 );
 
+vocabulary!(
+    /// How a subscriber is warned.
+    Channel, "notification channel", {
+        /// An e-mail over SMTP.
+        Email => "email",
+        /// An SMS through the operator's HTTP gateway.
+        Sms => "sms",
+        /// A notice page shown to the subscriber's address (walled garden).
+        Web => "web",
+        /// A row in the call centre's queue.
+        CallQueue => "call-queue",
+        /// A note on the next bill.
+        Bill => "bill",
+    }
+);
+
+vocabulary!(
+    /// Where a notification stands.
+    NotificationStatus, "notification status", {
+        /// Waiting to be sent (or to be retried, or for quiet hours to end).
+        Queued => "queued",
+        /// Handed to the channel (SMTP accepted it, the gateway took it,
+        /// the notice is up, the row is exported).
+        Sent => "sent",
+        /// The channel confirmed delivery (delivery report, notice shown,
+        /// call made, bill printed).
+        Delivered => "delivered",
+        /// Given up after its attempts (the dead-letter list).
+        Failed => "failed",
+        /// The subscriber acknowledged it.
+        Acknowledged => "acknowledged",
+    }
+);
+
 impl CaseState {
     /// Still needs work: every state but `resolved`.
     pub fn is_active(self) -> bool {
