@@ -315,6 +315,7 @@ pub(crate) fn apply_case_hits(
                     b.execute(
                         "UPDATE cases SET state = 'reinfected', reinfections = reinfections + 1,
                              active_since = ?2, resolved_at = NULL, state_changed_at = ?3,
+                             notice_round = 0, noticed_at = NULL,
                              hit_count = hit_count + ?4,
                              first_hit_at = CASE WHEN ?5 < first_hit_at THEN ?5 ELSE first_hit_at END,
                              last_hit_at = CASE WHEN ?6 > last_hit_at THEN ?6 ELSE last_hit_at END,

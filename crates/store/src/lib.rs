@@ -94,6 +94,7 @@ mod filter;
 mod hits;
 mod keys;
 mod merge;
+mod notifications;
 mod pg;
 mod secret;
 mod snapshot;
@@ -119,6 +120,10 @@ pub use hits::{
     HitBatch, HitBatchOutcome, HitFilter, HitTotals, MAX_BATCH_ID_LEN, UnattributedHit,
 };
 pub use keys::{ApiKeyInfo, ApiKeyRef, NewApiKey};
+pub use notifications::{
+    CaseToNotify, NewNotification, NotificationAttempt, NotificationContext, NotificationFilter,
+    NotificationRecord,
+};
 pub use secret::{HashKey, random_bytes};
 pub use snapshot::{SNAPSHOT_KINDS, SnapshotRow};
 pub use subscribers::{

@@ -29,6 +29,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "tenants",
         include_str!("../migrations/postgres/0003_tenants.sql"),
     ),
+    (
+        4,
+        "notifications",
+        include_str!("../migrations/postgres/0004_notifications.sql"),
+    ),
 ];
 
 /// Serialises migrations between processes opening the same database.

@@ -21,6 +21,11 @@ const MIGRATIONS: &[(u32, &str, &str)] = &[
         "tenants",
         include_str!("../migrations/sqlite/0003_tenants.sql"),
     ),
+    (
+        4,
+        "notifications",
+        include_str!("../migrations/sqlite/0004_notifications.sql"),
+    ),
 ];
 
 #[derive(Debug)]

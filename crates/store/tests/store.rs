@@ -90,6 +90,8 @@ macro_rules! store_tests {
 
 #[path = "store/hub.rs"]
 mod hub;
+#[path = "store/notifications.rs"]
+mod notifications;
 #[path = "store/tenants.rs"]
 mod tenants;
 
