@@ -19,10 +19,16 @@
 //!
 //! Lookup for a part: `{group}` then `default`, in the requested language;
 //! only when the channel has no template at all in that language is the
-//! other language used. The built-ins always have both, so this only
-//! matters for a reduced override set loaded on its own in the future; the
-//! group fallback is what makes a new guidance group work before anyone
-//! writes its templates.
+//! other language used. The group fallback is what makes a new guidance
+//! group work before anyone writes its templates. The built-ins are
+//! complete in both languages, so the language fallback is a safety net
+//! (for a language added to [`Lang`] before its templates): a subscriber
+//! who chose Vietnamese never gets English because one file is missing.
+//!
+//! The bill note must fit [`BILL_MAX_CHARS`]. The built-in notes leave 46
+//! characters for the operator's name, the family and `verify_url`
+//! together; [`Templates::render`] does not cut a longer note, the hub
+//! decides what to do with it.
 //!
 //! The syntax is minijinja's (Jinja2) with `trim_blocks` and
 //! `lstrip_blocks` on, strict undefined variables, and HTML auto-escaping
@@ -61,6 +67,9 @@ pub const GROUPS: &[&str] = &[
     "android-banker",
     "miner",
 ];
+
+/// Longest bill note (characters) billing systems print in full.
+pub const BILL_MAX_CHARS: usize = 160;
 
 /// The language of a notice.
 #[derive(

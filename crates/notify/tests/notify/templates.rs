@@ -4,7 +4,7 @@ use std::path::Path;
 
 use khien_model::Channel;
 use khien_notify::sms::{SmsEncoding, measure, without_diacritics};
-use khien_notify::templates::{GROUPS, builtin_names};
+use khien_notify::templates::{BILL_MAX_CHARS, GROUPS, builtin_names};
 use khien_notify::{Error, Lang, Rendered, Templates};
 
 use super::{context, context_en};
@@ -116,7 +116,7 @@ fn every_builtin_renders_with_a_full_context() {
                     }
                     Channel::Bill => {
                         let n = r.text.chars().count();
-                        assert!(n <= 160, "{what}: {n} characters: {}", r.text);
+                        assert!(n <= BILL_MAX_CHARS, "{what}: {n} characters: {}", r.text);
                         assert!(!r.text.contains('\n'), "{what}");
                     }
                 }
