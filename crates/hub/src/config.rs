@@ -52,6 +52,7 @@ pub struct HubConfig {
     pub cases: CaseConfig,
     pub lookups: LookupConfig,
     pub hits: HitConfig,
+    pub notifications: NotificationConfig,
     /// How often the hub checks whether indicators changed and, if so,
     /// rebuilds the snapshot it serves (at least 1).
     pub snapshot_refresh_seconds: u64,
@@ -198,6 +199,68 @@ pub struct HitConfig {
     pub max_clock_skew: Duration,
 }
 
+/// Warning subscribers (see `docs/notifications.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationConfig {
+    /// Run the notification engine.
+    pub enabled: bool,
+    /// How often it plans and sends.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// The hub's public address, for acknowledgement and verification links
+    /// in e-mail and SMS (`https://hub.example.vn`).
+    pub public_url: String,
+    /// Where subscribers get the free scanner.
+    pub scanner_url: String,
+    /// The operator's name in warnings when the organisation has none.
+    pub sender_name: String,
+    /// A directory of templates that replace the built-in ones file by
+    /// file (`{channel}/{group}.{lang}.{part}`).
+    pub templates_dir: Option<PathBuf>,
+    /// The SMTP relay e-mail warnings go through.
+    pub smtp: Option<khien_notify::SmtpConfig>,
+    /// The HTTP gateway SMS warnings go through.
+    pub sms: Option<khien_notify::GatewayConfig>,
+    /// Walled-garden listeners that show web notices, one per operator.
+    pub notice: Vec<NoticeListener>,
+    /// Notifications handled per engine run.
+    pub batch: u32,
+    /// E-mails and SMS in flight at once.
+    pub concurrency: usize,
+    /// The default policy of organisations that have not set their own.
+    pub policy: crate::notify::policy::NotificationPolicy,
+}
+
+/// A walled-garden listener: every request to it, whatever the host name,
+/// gets the web notice of the subscriber who holds the client's address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeListener {
+    /// The operator (organisation slug) whose subscribers it serves.
+    pub org: String,
+    pub listen: SocketAddr,
+}
+
+impl Default for NotificationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(5),
+            public_url: "http://127.0.0.1:8080".into(),
+            scanner_url: "http://127.0.0.1:8080/scanner".into(),
+            sender_name: "Khiên".into(),
+            templates_dir: None,
+            smtp: None,
+            sms: None,
+            notice: Vec::new(),
+            batch: 500,
+            concurrency: 8,
+            policy: crate::notify::policy::NotificationPolicy::default(),
+        }
+    }
+}
+
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
@@ -212,6 +275,7 @@ impl Default for HubConfig {
             cases: CaseConfig::default(),
             lookups: LookupConfig::default(),
             hits: HitConfig::default(),
+            notifications: NotificationConfig::default(),
             snapshot_refresh_seconds: 60,
             snapshot_max_age_seconds: 3600,
             max_body_bytes: 16 * 1024 * 1024,
@@ -358,6 +422,12 @@ impl HubConfig {
             return bad(
                 "cases.resolve_after, cases.job_interval and cases.apply_interval must be longer than 0",
             );
+        }
+        if self.notifications.interval == zero || self.notifications.batch == 0 {
+            return bad("notifications.interval and notifications.batch must be more than 0");
+        }
+        if let Err((field, reason)) = self.notifications.policy.validate() {
+            return bad(&format!("notifications.policy.{field}: {reason}"));
         }
         if self.sessions.lifetime == zero || self.sessions.idle_timeout == zero {
             return bad("sessions.lifetime and sessions.idle_timeout must be longer than 0");

@@ -44,6 +44,7 @@
 mod api;
 pub mod attribution;
 mod auth;
+mod clock;
 mod config;
 mod db;
 pub mod directory;
@@ -51,15 +52,17 @@ mod error;
 pub mod guidance;
 mod ingest;
 mod metrics;
+pub mod notify;
 pub mod secrets;
 mod server;
 pub mod snapshot;
 pub mod wire;
 
 pub use auth::{SCOPE_ADMIN, SCOPE_ATTRIBUTION_WRITE, SCOPE_HITS_WRITE, SCOPE_READ, SCOPES};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
-    CaseConfig, CookieSecure, HitConfig, HubConfig, LoginConfig, LookupConfig, OrganizationConfig,
-    SecretsConfig, SessionConfig,
+    CaseConfig, CookieSecure, HitConfig, HubConfig, LoginConfig, LookupConfig, NoticeListener,
+    NotificationConfig, OrganizationConfig, SecretsConfig, SessionConfig,
 };
 pub use error::Error;
 pub use secrets::{Secrets, SecretsSource};

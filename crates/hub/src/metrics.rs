@@ -22,6 +22,10 @@ pub(crate) struct Metrics {
     pub attribution_rejected: AtomicU64,
     pub lookups: AtomicU64,
     pub lookups_limited: AtomicU64,
+    pub notifications_planned: AtomicU64,
+    pub notifications_sent: AtomicU64,
+    pub notifications_failed: AtomicU64,
+    pub notifications_rate_limited: AtomicU64,
 }
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -96,6 +100,20 @@ impl Metrics {
             &[
                 ("{result=\"answered\"}", get(&self.lookups)),
                 ("{result=\"rate_limited\"}", get(&self.lookups_limited)),
+            ],
+        );
+        family(
+            "hub_notifications_total",
+            "counter",
+            "Notifications by what happened to them (a retried one counts each time).",
+            &[
+                ("{result=\"planned\"}", get(&self.notifications_planned)),
+                ("{result=\"sent\"}", get(&self.notifications_sent)),
+                ("{result=\"failed\"}", get(&self.notifications_failed)),
+                (
+                    "{result=\"rate_limited\"}",
+                    get(&self.notifications_rate_limited),
+                ),
             ],
         );
         family(

@@ -61,6 +61,7 @@ pub enum SecretsSource {
 pub struct Secrets {
     hash_key: [u8; 32],
     pseudonym_key: [u8; 32],
+    link_key: [u8; 32],
     current: EncryptionKey,
     previous: Vec<EncryptionKey>,
 }
@@ -205,6 +206,7 @@ impl Secrets {
         Self {
             hash_key: hmac(&master, &[b"khien secret hash"]),
             pseudonym_key: hmac(&master, &[b"khien subscriber pseudonym"]),
+            link_key: hmac(&master, &[b"khien notice links"]),
             current: EncryptionKey::new(encryption),
             previous: previous.iter().map(|k| EncryptionKey::new(*k)).collect(),
         }
@@ -269,6 +271,12 @@ impl Secrets {
     /// The key of the store's keyed hashes.
     pub fn hash_key(&self) -> HashKey {
         HashKey::new(self.hash_key)
+    }
+
+    /// The key that signs acknowledgement links and verification codes
+    /// in warnings (derived from the master key, so every replica agrees).
+    pub fn link_key(&self) -> [u8; 32] {
+        self.link_key
     }
 
     /// The pseudonym of a subscriber of `org_id`.

@@ -36,10 +36,12 @@ use utoipa_axum::routes;
 use crate::api;
 use crate::attribution::AttributionIndex;
 use crate::auth::{Auth, Permission};
+use crate::clock::{Clock, SystemClock};
 use crate::config::HubConfig;
 use crate::db::{OwnedStore, StoreHandle, open_store};
 use crate::error::{ApiError, Error, Problem};
 use crate::metrics::{Metrics, add};
+use crate::notify::Notifier;
 use crate::secrets::{Secrets, SecretsSource};
 use crate::snapshot::{self, Current};
 
@@ -95,6 +97,12 @@ pub(crate) struct AppState {
     pub lookup_cache: api::lookup::LookupCache,
     /// Wakes the case job: hits were stored.
     pub case_work: tokio::sync::Notify,
+    /// Where the notification engine reads the time.
+    pub clock: Arc<dyn Clock>,
+    /// Templates and channels; `None` when notifications are disabled.
+    pub notifier: Option<Notifier>,
+    /// Wakes the notification engine: cases opened, or an operator retried.
+    pub notify_work: tokio::sync::Notify,
     snapshot: RwLock<Option<Arc<Current>>>,
     public: RwLock<Option<Arc<Snapshot>>>,
 }
@@ -151,6 +159,8 @@ pub struct Hub {
     builder_store: OwnedStore,
     first_start: Option<FirstStart>,
     secrets_source: SecretsSource,
+    /// Walled-garden listeners and the organisation each serves.
+    notice_listeners: Vec<(tokio::net::TcpListener, i64)>,
 }
 
 /// The login of the administrator made at first start.
@@ -203,20 +213,48 @@ impl HubConfig {
     /// organisation, creates the first administrator on a fresh database,
     /// and binds the listening socket. Must run inside a Tokio runtime.
     pub async fn build(self) -> Result<Hub, Error> {
+        self.build_with_clock(Arc::new(SystemClock)).await
+    }
+
+    /// [`HubConfig::build`] with the notification engine reading `clock`
+    /// (a [`crate::ManualClock`] in tests).
+    pub async fn build_with_clock(self, clock: Arc<dyn Clock>) -> Result<Hub, Error> {
         self.validate()?;
         let (secrets, secrets_source) = Secrets::load(&self)?;
         let database = self.database_url();
         let hash_key = secrets.hash_key();
         let config = self.clone();
         let key = hash_key.clone();
-        let (request_store, builder_store, first_start) = tokio::task::spawn_blocking(move || {
-            let mut a = open_store(&database, &key)?;
-            let first = bootstrap(&mut a, &config)?;
-            let b = open_store(&database, &key)?;
-            Ok::<_, Error>((OwnedStore::new(a), OwnedStore::new(b), first))
-        })
-        .await
-        .map_err(|e| Error::Task(e.to_string()))??;
+        let link_key = secrets.link_key();
+        let (request_store, builder_store, first_start, notifier) =
+            tokio::task::spawn_blocking(move || {
+                let mut a = open_store(&database, &key)?;
+                let first = bootstrap(&mut a, &config)?;
+                let notifier = if config.notifications.enabled {
+                    Some(Notifier::build(&config, link_key, &mut a)?)
+                } else {
+                    None
+                };
+                let b = open_store(&database, &key)?;
+                Ok::<_, Error>((OwnedStore::new(a), OwnedStore::new(b), first, notifier))
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        let mut notice_listeners = Vec::new();
+        for (l, org) in self
+            .notifications
+            .notice
+            .iter()
+            .zip(notifier.iter().flat_map(|n| n.notice_org_ids.iter()))
+        {
+            let listener = tokio::net::TcpListener::bind(l.listen)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: l.listen,
+                    source,
+                })?;
+            notice_listeners.push((listener, *org));
+        }
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .map_err(|source| Error::Bind {
@@ -251,6 +289,9 @@ impl HubConfig {
             attribution: Attribution::default(),
             lookup_cache: api::lookup::LookupCache::default(),
             case_work: tokio::sync::Notify::new(),
+            clock,
+            notifier,
+            notify_work: tokio::sync::Notify::new(),
             snapshot: RwLock::new(None),
             public: RwLock::new(None),
         });
@@ -264,6 +305,7 @@ impl HubConfig {
             builder_store,
             first_start,
             secrets_source,
+            notice_listeners,
         })
     }
 }
@@ -288,6 +330,15 @@ impl Hub {
         self.first_start.as_ref()
     }
 
+    /// The addresses the walled-garden listeners bound, in configuration
+    /// order.
+    pub fn notice_addrs(&self) -> Vec<SocketAddr> {
+        self.notice_listeners
+            .iter()
+            .filter_map(|(l, _)| l.local_addr().ok())
+            .collect()
+    }
+
     /// Where the keys came from (and whether this start made the file).
     pub fn secrets_source(&self) -> &SecretsSource {
         &self.secrets_source
@@ -309,8 +360,33 @@ impl Hub {
             )),
             tokio::spawn(case_loop(self.state.clone(), stop_rx.clone())),
             tokio::spawn(apply_loop(self.state.clone(), stop_rx.clone())),
-            tokio::spawn(attribution_loop(self.state.clone(), stop_rx)),
+            tokio::spawn(crate::notify::notify_loop(
+                self.state.clone(),
+                stop_rx.clone(),
+            )),
+            tokio::spawn(attribution_loop(self.state.clone(), stop_rx.clone())),
         ];
+        let mut notices = Vec::new();
+        for (listener, org) in self.notice_listeners {
+            let app = crate::notify::web::notice_router(self.state.clone(), org)
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let mut stop = stop_rx.clone();
+            notices.push(tokio::spawn(async move {
+                let stopped = async move {
+                    while !*stop.borrow() {
+                        if stop.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(event = "hub_notice_listener_failed", error = %e);
+                }
+            }));
+        }
         tracing::info!(event = "hub_started", addr = %self.addr);
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let result = axum::serve(self.listener, app)
@@ -318,7 +394,7 @@ impl Hub {
             .await
             .map_err(Error::Serve);
         let _ = stop_tx.send(true);
-        for j in jobs {
+        for j in jobs.into_iter().chain(notices) {
             let _ = j.await;
         }
         tracing::info!(event = "hub_stopped");
@@ -411,7 +487,8 @@ pub async fn shutdown_signal() {
         (name = "attribution", description = "Who had which address when"),
         (name = "cases", description = "Infection cases"),
         (name = "statistics", description = "Case statistics"),
-        (name = "public", description = "Lookups without login"),
+        (name = "notifications", description = "Warning subscribers: the queue, exports, policy, previews"),
+        (name = "public", description = "Lookups and notice verification without login"),
         (name = "sensors", description = "Hit ingest and snapshots"),
     )
 )]
@@ -443,6 +520,18 @@ pub(crate) fn api_router() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) 
         .routes(routes!(api::cases::transition))
         .routes(routes!(api::cases::assign))
         .routes(routes!(api::cases::comment))
+        .routes(routes!(api::notifications::list))
+        .routes(routes!(api::notifications::export))
+        .routes(routes!(api::notifications::get))
+        .routes(routes!(api::notifications::retry))
+        .routes(routes!(api::notifications::done))
+        .routes(routes!(
+            api::notifications::get_policy,
+            api::notifications::put_policy
+        ))
+        .routes(routes!(api::notifications::preview))
+        .routes(routes!(crate::notify::web::verify_api))
+        .routes(routes!(crate::notify::web::delivery_report))
         .routes(routes!(api::stats::cases))
         .routes(routes!(api::lookup::own_address))
         .routes(routes!(api::lookup::indicator))
@@ -453,7 +542,15 @@ pub(crate) fn api_router() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) 
 }
 
 /// Endpoints anyone may call.
-const PUBLIC_OPERATIONS: [&str; 4] = ["login", "setup", "own_address", "indicator"];
+const PUBLIC_OPERATIONS: [&str; 6] = [
+    "login",
+    "setup",
+    "own_address",
+    "indicator",
+    "verify_api",
+    // Signed with the gateway's shared secret instead.
+    "delivery_report",
+];
 
 /// What the annotations leave implicit: error responses are
 /// `application/problem+json`, and the two ways to authenticate.
@@ -542,6 +639,11 @@ fn router(state: Arc<AppState>) -> Router {
                 }
             }),
         )
+        .route(
+            "/ack/{token}",
+            get(crate::notify::web::ack_page).post(crate::notify::web::ack_post),
+        )
+        .route("/verify", get(crate::notify::web::verify_page))
         .merge(api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -785,6 +887,9 @@ async fn apply_loop(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             {
                 Ok((0, _)) => break,
                 Ok((batches, cases)) => {
+                    if cases.opened + cases.reinfected > 0 {
+                        state.notify_work.notify_one();
+                    }
                     add(&state.metrics.cases_opened, cases.opened);
                     add(&state.metrics.cases_reinfected, cases.reinfected);
                     tracing::debug!(

@@ -5,6 +5,7 @@
 #![allow(clippy::print_stderr, clippy::unwrap_used)]
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
@@ -109,6 +110,8 @@ struct TestHub {
     _data: tempfile::TempDir,
     /// The database, to wait for the case job.
     db_url: String,
+    /// Where the walled-garden listeners bound, in configuration order.
+    notice_addrs: Vec<std::net::SocketAddr>,
 }
 
 /// A logged-in user: the session cookie and the CSRF token.
@@ -120,6 +123,15 @@ struct Session {
 
 impl TestHub {
     fn start(db: &TestDb, tweak: impl FnOnce(&mut HubConfig)) -> Self {
+        Self::start_with_clock(db, Arc::new(khien_hub::SystemClock), tweak)
+    }
+
+    /// A hub whose notification engine reads `clock`.
+    fn start_with_clock(
+        db: &TestDb,
+        clock: Arc<dyn khien_hub::Clock>,
+        tweak: impl FnOnce(&mut HubConfig),
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -138,10 +150,11 @@ impl TestHub {
         config.lookups.requests_per_minute = 100_000;
         config.lookups.burst = 10_000;
         tweak(&mut config);
-        let (handle, first_token) = rt.block_on(async {
-            let hub = config.build().await.expect("hub builds");
+        let (handle, first_token, notice_addrs) = rt.block_on(async {
+            let hub = config.build_with_clock(clock).await.expect("hub builds");
             let token = hub.first_start().map(|f| f.setup_token.clone());
-            (hub.spawn(), token)
+            let notices = hub.notice_addrs();
+            (hub.spawn(), token, notices)
         });
         let base = format!("http://{}", handle.local_addr());
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -157,6 +170,7 @@ impl TestHub {
             first_token,
             _data: data,
             db_url: db.url.clone(),
+            notice_addrs,
         }
     }
 
@@ -488,6 +502,8 @@ mod cases;
 mod ingest;
 #[path = "hub/lookup.rs"]
 mod lookup;
+#[path = "hub/notifications.rs"]
+mod notifications;
 #[path = "hub/openapi.rs"]
 mod openapi;
 #[path = "hub/robustness.rs"]

@@ -63,7 +63,7 @@ fn default_pool_size() -> u32 {
 }
 
 /// Where and how e-mail notices are sent.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     /// The SMTP server (submission relay) host name; TLS checks the
@@ -126,7 +126,7 @@ impl fmt::Debug for SmtpConfig {
 }
 
 /// DKIM signing key and where its public half is published.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DkimConfig {
     /// The selector: the key is published at `{selector}._domainkey.{domain}`.

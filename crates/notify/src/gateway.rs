@@ -55,7 +55,7 @@ fn default_max_segments() -> u32 {
 }
 
 /// How to reach the operator's SMS gateway.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// The endpoint, `http://` or `https://`.
@@ -90,6 +90,10 @@ pub struct GatewayConfig {
     /// Longest text sent, in parts (default 3).
     #[serde(default = "default_max_segments")]
     pub max_segments: u32,
+    /// The secret the gateway signs its delivery reports with
+    /// ([`verify_signature`]); without it the receiver takes none.
+    #[serde(default)]
+    pub webhook_secret: Option<String>,
 }
 
 impl fmt::Debug for GatewayConfig {
@@ -111,6 +115,10 @@ impl fmt::Debug for GatewayConfig {
             .field("timeout", &self.timeout)
             .field("ascii_fallback", &self.ascii_fallback)
             .field("max_segments", &self.max_segments)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -574,6 +582,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             ascii_fallback: true,
             max_segments: 3,
+            webhook_secret: None,
         }
     }
 

@@ -240,7 +240,7 @@ impl Store {
         self.backend
             .query(
                 "SELECT DISTINCT org_id FROM cases
-                 WHERE state IN ('open', 'notified', 'reinfected') ORDER BY org_id",
+                 WHERE state IN ('open', 'notified', 'reinfected', 'acknowledged') ORDER BY org_id",
                 &[],
             )?
             .iter()
@@ -248,21 +248,27 @@ impl Store {
             .collect()
     }
 
-    /// Cases of `org_id` due a round of warnings: not acknowledged and
-    /// not resolved, fewer than `max_rounds` rounds, and either none yet
-    /// or the last one at or before `remind_before`.
+    /// Cases of `org_id` due a round of warnings: fewer than `max_rounds`
+    /// rounds, either none yet or the last one at or before
+    /// `remind_before`, and needing one — not resolved, and not
+    /// acknowledged unless hits came more than `ack_grace` seconds after
+    /// the acknowledgement (the subscriber said they dealt with it; the
+    /// device says otherwise).
     pub fn cases_to_notify(
         &mut self,
         org_id: i64,
         remind_before: i64,
         max_rounds: u32,
+        ack_grace: i64,
         limit: u32,
     ) -> Result<Vec<CaseToNotify>, Error> {
         self.backend
             .query(
                 &format!(
                     "SELECT {CASE_COLS}
-                     WHERE c.org_id = ?1 AND c.state IN ('open', 'notified', 'reinfected')
+                     WHERE c.org_id = ?1
+                       AND (c.state IN ('open', 'notified', 'reinfected')
+                            OR (c.state = 'acknowledged' AND c.last_hit_at > c.state_changed_at + ?5))
                        AND c.notice_round < ?2
                        AND (c.notice_round = 0 OR c.noticed_at <= ?3)
                      ORDER BY c.id LIMIT ?4"
@@ -271,7 +277,8 @@ impl Store {
                     org_id,
                     i64::from(max_rounds),
                     remind_before,
-                    i64::from(limit)
+                    i64::from(limit),
+                    ack_grace
                 ],
             )?
             .iter()
@@ -730,13 +737,13 @@ impl Store {
                    AND status IN ('queued', 'sent', 'delivered')",
                 vals![id, now, case_id],
             )?;
+            let text = format!("acknowledged by the subscriber ({via}, {ticket})");
             if state.can_move_to(CaseState::Acknowledged) {
                 b.execute(
                     "UPDATE cases SET state = 'acknowledged', state_changed_at = ?2, updated_at = ?2
                      WHERE id = ?1 AND state = ?3",
                     vals![case_id, now, state.as_str()],
                 )?;
-                let text = format!("acknowledged by the subscriber ({via}, {ticket})");
                 insert_event(
                     b,
                     case_id,
@@ -745,6 +752,27 @@ impl Store {
                     "state",
                     Some(state),
                     Some(CaseState::Acknowledged),
+                    "subscriber",
+                    Some(&text),
+                    None,
+                )?;
+            } else {
+                // Acknowledged again (a later round), or after staff moved
+                // the case on: the timeline still shows it.
+                if state == CaseState::Acknowledged {
+                    b.execute(
+                        "UPDATE cases SET state_changed_at = ?2, updated_at = ?2 WHERE id = ?1",
+                        vals![case_id, now],
+                    )?;
+                }
+                insert_event(
+                    b,
+                    case_id,
+                    org_id,
+                    now,
+                    "notification",
+                    None,
+                    None,
                     "subscriber",
                     Some(&text),
                     None,
@@ -780,7 +808,8 @@ impl Store {
     }
 
     /// The web notices of a subscriber that are up: sent or delivered and
-    /// not acknowledged, of a case still needing work.
+    /// not acknowledged, of a case still needing work (for an acknowledged
+    /// case, only notices of a round after the acknowledgement).
     pub fn active_web_notices(
         &mut self,
         org_id: i64,
@@ -792,7 +821,8 @@ impl Store {
                     "SELECT {N_COLS}, {CTX_COLS} {CTX_FROM}
                      WHERE n.org_id = ?1 AND n.subscriber_id = ?2 AND n.channel = 'web'
                        AND n.status IN ('sent', 'delivered')
-                       AND c.state IN ('open', 'notified', 'reinfected')
+                       AND (c.state IN ('open', 'notified', 'reinfected')
+                            OR (c.state = 'acknowledged' AND n.created_at > c.state_changed_at))
                      ORDER BY n.id DESC"
                 ),
                 vals![org_id, subscriber_id],

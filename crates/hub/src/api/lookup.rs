@@ -124,7 +124,7 @@ pub(crate) struct IndicatorAnswer {
     pub language: Language,
 }
 
-fn rate_limit(state: &AppState, client: Option<IpAddr>) -> Result<(), ApiError> {
+pub(crate) fn rate_limit(state: &AppState, client: Option<IpAddr>) -> Result<(), ApiError> {
     let Some(ip) = client else {
         return Ok(());
     };

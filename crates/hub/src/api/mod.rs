@@ -25,6 +25,7 @@ pub(crate) mod audit;
 pub(crate) mod cases;
 pub(crate) mod keys;
 pub(crate) mod lookup;
+pub(crate) mod notifications;
 pub(crate) mod orgs;
 pub(crate) mod session;
 pub(crate) mod stats;

@@ -110,6 +110,7 @@ fn config(url: &str) -> GatewayConfig {
         timeout: Duration::from_secs(5),
         ascii_fallback: false,
         max_segments: 5,
+        webhook_secret: None,
     }
 }
 

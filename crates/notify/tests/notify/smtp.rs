@@ -243,7 +243,9 @@ async fn starttls_with_auth_delivers_a_vietnamese_notice() {
     assert_eq!(msg.subject(), rendered.subject.as_deref());
     assert_eq!(
         msg.subject(),
-        Some("Viettel: router hoặc camera trong mạng của Quý khách có dấu hiệu nhiễm mã độc mirai")
+        Some(
+            "Viettel: router hoặc camera trong mạng của Quý khách có dấu hiệu nhiễm mã độc mirai [20261201-00000042]"
+        )
     );
     assert_eq!(msg.message_id(), Some("n42.20261201@hub.viettel.example"));
     assert_eq!(

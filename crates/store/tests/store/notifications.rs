@@ -21,6 +21,37 @@ store_tests!(
 
 const T0: i64 = 1_795_500_000;
 
+/// How long after an acknowledgement hits are still taken as the
+/// clean-up in progress.
+const GRACE: i64 = 86_400;
+
+fn record_hit(s: &mut Store, org: i64, sub: i64, batch: &str, at: i64) {
+    let t = Utc.timestamp_opt(at, 0).single().unwrap();
+    s.record_hits(&HitBatch {
+        org_id: org,
+        sensor: "s1",
+        batch_id: batch,
+        hits: &[Hit {
+            bucket: khien_model::bucket_start(t, 3600),
+            client: "10.0.0.1".parse().unwrap(),
+            client_port: None,
+            indicator: "c2.example".into(),
+            kind: ObservableKind::Domain,
+            indicator_id: None,
+            family: Some("mirai".into()),
+            threat_type: ThreatType::C2,
+            count: 3,
+            first_seen: t,
+            last_seen: t,
+            sensor: "s1".into(),
+            evidence: None,
+        }],
+        subscribers: &[Some(sub)],
+    })
+    .unwrap();
+    s.apply_pending_hits(1000).unwrap();
+}
+
 fn setup(s: &mut Store) -> (i64, i64) {
     let org = s.create_org("isp", "ISP", OrgRole::Operator).unwrap().id;
     s.upsert_subscribers(
@@ -41,29 +72,7 @@ fn setup(s: &mut Store) -> (i64, i64) {
     )
     .unwrap();
     let sub = s.subscriber_by_pseudonym(org, "sub_1").unwrap().unwrap().id;
-    let t = Utc.timestamp_opt(T0, 0).single().unwrap();
-    s.record_hits(&HitBatch {
-        org_id: org,
-        sensor: "s1",
-        batch_id: "b1",
-        hits: &[Hit {
-            bucket: khien_model::bucket_start(t, 3600),
-            client: "10.0.0.1".parse().unwrap(),
-            client_port: None,
-            indicator: "c2.example".into(),
-            kind: ObservableKind::Domain,
-            indicator_id: None,
-            family: Some("mirai".into()),
-            threat_type: ThreatType::C2,
-            count: 3,
-            first_seen: t,
-            last_seen: t,
-            sensor: "s1".into(),
-            evidence: None,
-        }],
-        subscribers: &[Some(sub)],
-    })
-    .unwrap();
+    record_hit(s, org, sub, "b1", T0);
     s.apply_pending_hits(1000).unwrap();
     let case = s
         .cases(
@@ -82,7 +91,7 @@ fn setup(s: &mut Store) -> (i64, i64) {
 fn rounds_are_planned_with_gapless_tickets_and_reminders_wait(db: &TestDb) {
     let mut s = db.open();
     let (org, case) = setup(&mut s);
-    let due = s.cases_to_notify(org, T0, 3, 100).unwrap();
+    let due = s.cases_to_notify(org, T0, 3, GRACE, 100).unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(
         (
@@ -115,17 +124,25 @@ fn rounds_are_planned_with_gapless_tickets_and_reminders_wait(db: &TestDb) {
     assert_eq!(made[0].1, "20261124-00000001");
     assert_eq!(made[1].1, "20261124-00000002");
     // Not due again until the reminder interval has passed.
-    assert!(s.cases_to_notify(org, T0 - 1, 3, 100).unwrap().is_empty());
-    let again = s.cases_to_notify(org, T0, 3, 100).unwrap();
+    assert!(
+        s.cases_to_notify(org, T0 - 1, 3, GRACE, 100)
+            .unwrap()
+            .is_empty()
+    );
+    let again = s.cases_to_notify(org, T0, 3, GRACE, 100).unwrap();
     assert_eq!(again[0].round, 1);
     // At most max_rounds rounds.
-    assert!(s.cases_to_notify(org, T0, 1, 100).unwrap().is_empty());
+    assert!(
+        s.cases_to_notify(org, T0, 1, GRACE, 100)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn claimed_once_sent_moves_the_case_and_failures_retry_or_die(db: &TestDb) {
     let mut s = db.open();
     let (org, case) = setup(&mut s);
-    let c = s.cases_to_notify(org, T0, 3, 100).unwrap().remove(0);
+    let c = s.cases_to_notify(org, T0, 3, GRACE, 100).unwrap().remove(0);
     let made = s
         .plan_notifications(
             org,
@@ -232,7 +249,7 @@ fn claimed_once_sent_moves_the_case_and_failures_retry_or_die(db: &TestDb) {
 fn acknowledgement_moves_the_case_and_ends_web_notices(db: &TestDb) {
     let mut s = db.open();
     let (org, case) = setup(&mut s);
-    let c = s.cases_to_notify(org, T0, 3, 100).unwrap().remove(0);
+    let c = s.cases_to_notify(org, T0, 3, GRACE, 100).unwrap().remove(0);
     let made = s
         .plan_notifications(
             org,
@@ -274,10 +291,60 @@ fn acknowledgement_moves_the_case_and_ends_web_notices(db: &TestDb) {
         .notification;
     assert_eq!(web.status, NotificationStatus::Acknowledged);
     assert!(
-        s.cases_to_notify(org, T0 + 10_000, 3, 100)
+        s.cases_to_notify(org, T0 + 10_000, 3, GRACE, 100)
             .unwrap()
             .is_empty(),
         "no reminders"
+    );
+    // Hits within the grace period are the clean-up in progress.
+    record_hit(&mut s, org, c.subscriber_id, "b2", T0 + 3600);
+    assert!(
+        s.cases_to_notify(org, T0 + 10_000, 3, GRACE, 100)
+            .unwrap()
+            .is_empty()
+    );
+    // Hits long after the acknowledgement: warned again, and the web
+    // notice of the new round is up although the case stays acknowledged.
+    record_hit(&mut s, org, c.subscriber_id, "b3", T0 + 2 * GRACE);
+    let again = s
+        .cases_to_notify(org, T0 + 2 * GRACE, 3, GRACE, 100)
+        .unwrap();
+    assert_eq!((again.len(), again[0].round), (1, 1));
+    let round2 = s
+        .plan_notifications(
+            org,
+            &again[0],
+            &[NewNotification {
+                channel: Channel::Web,
+                round: 2,
+            }],
+            Some(2),
+            T0 + 2 * GRACE,
+        )
+        .unwrap();
+    s.notification_sent(round2[0].0, T0 + 2 * GRACE, None)
+        .unwrap();
+    let up = s.active_web_notices(org, c.subscriber_id).unwrap();
+    assert_eq!(up.len(), 1);
+    assert_eq!(up[0].notification.id, round2[0].0);
+    s.acknowledge_notification(round2[0].0, "web", T0 + 2 * GRACE + 60)
+        .unwrap();
+    assert!(
+        s.active_web_notices(org, c.subscriber_id)
+            .unwrap()
+            .is_empty()
+    );
+    let events = s.case_events(org, case).unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e
+                .text
+                .as_deref()
+                .is_some_and(|t| t.contains("acknowledged by the subscriber")))
+            .count(),
+        2,
+        "both acknowledgements are on the timeline"
     );
     assert_eq!(
         s.acknowledge_notification(999_999, "link", T0).unwrap(),
@@ -288,7 +355,7 @@ fn acknowledgement_moves_the_case_and_ends_web_notices(db: &TestDb) {
 fn escalations_and_exports_and_delivery_reports(db: &TestDb) {
     let mut s = db.open();
     let (org, case) = setup(&mut s);
-    let c = s.cases_to_notify(org, T0, 3, 100).unwrap().remove(0);
+    let c = s.cases_to_notify(org, T0, 3, GRACE, 100).unwrap().remove(0);
     assert!(
         s.cases_to_escalate(org, Channel::CallQueue, T0 + 86_400, 10)
             .unwrap()

@@ -1,0 +1,616 @@
+//! The notification engine: which cases need a warning, on which
+//! channels, and delivering them within the operator's policy.
+//!
+//! Every `notifications.interval` the engine
+//!
+//! 1. **plans**: for each organisation with active cases, the cases due a
+//!    round (the first warning when a case opens or is reinfected, then a
+//!    reminder every `remind_every` while it is neither acknowledged nor
+//!    resolved, at most `max_rounds`) get a notification per policy channel;
+//!    cases past an escalation's delay get one on that channel. A channel
+//!    the subscriber cannot be reached on (no e-mail address, no phone
+//!    number) gets a notification that fails at once with the reason, so it
+//!    shows on the dead-letter list and can be retried once the directory
+//!    has the contact;
+//! 2. **delivers** the due ones: web notices go up, call-queue and bill
+//!    rows become exportable, e-mail and SMS go out — outside quiet hours,
+//!    within the organisation's hourly limit and the subscriber's daily
+//!    one, several at once. Each is claimed in the store before it is sent
+//!    (so no two senders send it), failures are retried with backoff, and
+//!    after `max_attempts` it is failed for good (the dead-letter list).
+//!
+//! All decisions use the hub's [`crate::Clock`], so tests move time instead of
+//! waiting. Links in warnings are signed (`khien_notify::token`): an
+//! acknowledgement link names its notification and expiry under an HMAC
+//! of the hub's key; the verification code lets a subscriber check a
+//! notice on the operator's public site.
+
+pub mod policy;
+pub(crate) mod web;
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use khien_model::{Channel, Observable, ObservableKind};
+use khien_notify::{EmailSender, Lang, NoticeContext, Rendered, SmsGateway, Templates};
+use khien_store::{CaseToNotify, NewNotification, NotificationContext, Store};
+
+use crate::Error;
+use crate::config::HubConfig;
+use crate::error::ApiError;
+use crate::guidance;
+use crate::metrics::add;
+use crate::server::AppState;
+use policy::NotificationPolicy;
+
+/// Cases planned per query.
+const PLAN_PAGE: u32 = 1000;
+/// How long a claimed notification is reserved for its sender.
+const LEASE_SECONDS: i64 = 300;
+
+/// What the engine delivers with.
+pub(crate) struct Notifier {
+    pub templates: Templates,
+    email: Option<Arc<EmailSender>>,
+    sms: Option<Arc<SmsGateway>>,
+    pub webhook_secret: Option<Vec<u8>>,
+    /// Signs acknowledgement links and verification codes.
+    pub link_key: [u8; 32],
+    /// Organisations with a walled-garden listener.
+    pub notice_orgs: HashSet<i64>,
+    /// The organisation of each `notifications.notice` listener, in order.
+    pub notice_org_ids: Vec<i64>,
+    /// The right-hand side of `Message-ID`s: the sender's domain.
+    message_domain: String,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier")
+            .field("email", &self.email.is_some())
+            .field("sms", &self.sms.is_some())
+            .field("notice_orgs", &self.notice_orgs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Notifier {
+    /// Loads templates and builds the channels the configuration names;
+    /// a template with a syntax error, a bad address or an unreadable key
+    /// stops the hub here, naming the file or field.
+    pub fn build(config: &HubConfig, link_key: [u8; 32], store: &mut Store) -> Result<Self, Error> {
+        let n = &config.notifications;
+        let templates = Templates::load(n.templates_dir.as_deref()).map_err(|e| Error::Config {
+            path: n.templates_dir.clone(),
+            reason: e.to_string(),
+        })?;
+        let email = n
+            .smtp
+            .as_ref()
+            .map(|s| {
+                EmailSender::new(s).map_err(|e| Error::Config {
+                    path: None,
+                    reason: format!("notifications.smtp: {e}"),
+                })
+            })
+            .transpose()?
+            .map(Arc::new);
+        let sms = n
+            .sms
+            .as_ref()
+            .map(|s| {
+                SmsGateway::new(s.clone()).map_err(|e| Error::Config {
+                    path: None,
+                    reason: format!("notifications.sms: {e}"),
+                })
+            })
+            .transpose()?
+            .map(Arc::new);
+        let mut notice_org_ids = Vec::new();
+        for l in &n.notice {
+            let org = store.org_by_slug(&l.org)?.ok_or_else(|| Error::Config {
+                path: None,
+                reason: format!(
+                    "notifications.notice: no organisation with slug {:?}",
+                    l.org
+                ),
+            })?;
+            notice_org_ids.push(org.id);
+        }
+        Ok(Self {
+            templates,
+            email,
+            sms,
+            webhook_secret: n
+                .sms
+                .as_ref()
+                .and_then(|s| s.webhook_secret.as_ref())
+                .map(|s| s.as_bytes().to_vec()),
+            link_key,
+            message_domain: n
+                .smtp
+                .as_ref()
+                .and_then(|s| s.from.rsplit_once('@'))
+                .map(|(_, d)| d.trim_end_matches('>').trim().to_string())
+                .filter(|d| !d.is_empty())
+                .unwrap_or_else(|| "khien.invalid".into()),
+            notice_orgs: notice_org_ids.iter().copied().collect(),
+            notice_org_ids,
+        })
+    }
+
+    /// Whether the hub can deliver on `channel` at all for `org`.
+    fn configured(&self, channel: Channel, org: i64) -> bool {
+        match channel {
+            Channel::Email => self.email.is_some(),
+            Channel::Sms => self.sms.is_some(),
+            Channel::Web => self.notice_orgs.contains(&org),
+            Channel::CallQueue | Channel::Bill => true,
+        }
+    }
+}
+
+/// Why a subscriber cannot be reached on `channel`, if not.
+fn unreachable(case: &CaseToNotify, channel: Channel) -> Option<&'static str> {
+    match channel {
+        Channel::Email if !case.has_email => Some("the subscriber has no e-mail address"),
+        Channel::Sms | Channel::CallQueue if !case.has_phone => {
+            Some("the subscriber has no phone number")
+        }
+        _ => None,
+    }
+}
+
+/// An organisation's policy: its own, or the configured default.
+pub(crate) async fn policy_of(state: &AppState, org: i64) -> Result<NotificationPolicy, ApiError> {
+    let stored = state.store.run(move |s| s.notification_policy(org)).await?;
+    Ok(stored
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_else(|| state.config.notifications.policy.clone()))
+}
+
+/// The engine: plans and delivers every `notifications.interval` until
+/// the hub stops.
+pub(crate) async fn notify_loop(
+    state: Arc<AppState>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = state.config.notifications.interval;
+    loop {
+        if let Err(e) = run_once(&state).await {
+            tracing::error!(event = "hub_notifications_failed", error = %e.detail);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {},
+            () = state.notify_work.notified() => {},
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// One plan-and-deliver pass at the clock's now.
+pub(crate) async fn run_once(state: &Arc<AppState>) -> Result<(), ApiError> {
+    let Some(notifier) = state.notifier.as_ref() else {
+        return Ok(());
+    };
+    let now = state.clock.now();
+    plan(state, notifier, now).await?;
+    deliver(state, now).await
+}
+
+async fn plan(state: &AppState, notifier: &Notifier, now: DateTime<Utc>) -> Result<(), ApiError> {
+    let orgs = state.store.run(|s| s.orgs_with_active_cases()).await?;
+    let t = now.timestamp();
+    for org in orgs {
+        let policy = policy_of(state, org).await?;
+        if !policy.enabled {
+            continue;
+        }
+        let channels: Vec<Channel> = policy
+            .channels
+            .iter()
+            .copied()
+            .filter(|c| notifier.configured(*c, org))
+            .collect();
+        if channels.is_empty() {
+            // Planning now would use up the first round; wait until a
+            // channel of the policy is set up.
+            tracing::debug!(event = "hub_notifications_no_channel", org);
+            continue;
+        }
+        let remind_before = t - secs(policy.remind_every);
+        let max_rounds = policy.max_rounds;
+        let grace = secs(policy.ack_grace);
+        loop {
+            let cases = state
+                .store
+                .run(move |s| s.cases_to_notify(org, remind_before, max_rounds, grace, PLAN_PAGE))
+                .await?;
+            let n = cases.len();
+            let ch = channels.clone();
+            let planned = state
+                .store
+                .run(move |s| {
+                    let mut made = 0u64;
+                    for c in &cases {
+                        let round = c.round + 1;
+                        made += plan_case(s, org, c, &ch, round, Some(round), t)?;
+                    }
+                    Ok(made)
+                })
+                .await?;
+            add(&state.metrics.notifications_planned, planned);
+            if n < PLAN_PAGE as usize {
+                break;
+            }
+        }
+        for esc in &policy.escalations {
+            let channel = esc.channel;
+            if !notifier.configured(channel, org) {
+                continue;
+            }
+            let before = t - secs(esc.after);
+            let cases = state
+                .store
+                .run(move |s| s.cases_to_escalate(org, channel, before, PLAN_PAGE))
+                .await?;
+            let planned = state
+                .store
+                .run(move |s| {
+                    let mut made = 0u64;
+                    for c in &cases {
+                        made += plan_case(s, org, c, &[channel], c.round.max(1), None, t)?;
+                    }
+                    Ok(made)
+                })
+                .await?;
+            add(&state.metrics.notifications_planned, planned);
+        }
+    }
+    Ok(())
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+/// Queues a case's notifications on `channels`; those the subscriber
+/// cannot be reached on fail at once with the reason.
+fn plan_case(
+    s: &mut Store,
+    org: i64,
+    case: &CaseToNotify,
+    channels: &[Channel],
+    round: u32,
+    record_round: Option<u32>,
+    now: i64,
+) -> Result<u64, khien_store::Error> {
+    let items: Vec<NewNotification> = channels
+        .iter()
+        .map(|&channel| NewNotification { channel, round })
+        .collect();
+    let made = s.plan_notifications(org, case, &items, record_round, now)?;
+    for ((id, _), item) in made.iter().zip(&items) {
+        if let Some(reason) = unreachable(case, item.channel) {
+            s.notification_failed(*id, now, reason, None)?;
+        }
+    }
+    Ok(made.len() as u64)
+}
+
+/// The texts of a notification, rendered for its subscriber.
+pub(crate) fn render(
+    state: &AppState,
+    notifier: &Notifier,
+    n: &NotificationContext,
+    operator: &str,
+    name: Option<String>,
+    address: Option<String>,
+    ack_url: String,
+) -> Result<Rendered, khien_notify::Error> {
+    let lang = if n.notification.language == "en" {
+        Lang::En
+    } else {
+        Lang::Vi
+    };
+    let glang = match lang {
+        Lang::En => guidance::Language::En,
+        _ => guidance::Language::Vi,
+    };
+    let g = guidance::guidance(glang, &n.family);
+    let base = state.config.notifications.public_url.trim_end_matches('/');
+    let ctx = NoticeContext {
+        operator: operator.to_string(),
+        subscriber_name: name,
+        family: n.family.clone(),
+        guidance_title: g.title,
+        guidance_steps: g.steps,
+        first_seen: n.first_hit_at,
+        last_seen: n.last_hit_at,
+        hit_count: n.hit_count,
+        ticket: n.notification.ticket.clone(),
+        verify_code: khien_notify::token::verify_code(&notifier.link_key, &n.notification.ticket),
+        verify_url: format!("{base}/verify"),
+        ack_url,
+        scanner_url: state.config.notifications.scanner_url.clone(),
+        address,
+        round: n.notification.round,
+    };
+    notifier.templates.render(
+        n.notification.channel,
+        guidance::group(&n.family),
+        lang,
+        &ctx,
+    )
+}
+
+/// The signed acknowledgement link of a notification.
+pub(crate) fn ack_link(
+    state: &AppState,
+    notifier: &Notifier,
+    id: i64,
+    valid: std::time::Duration,
+) -> String {
+    let expires = state.clock.now().timestamp() + secs(valid);
+    let token = khien_notify::token::ack_token(&notifier.link_key, id, expires);
+    format!(
+        "{}/ack/{token}",
+        state.config.notifications.public_url.trim_end_matches('/')
+    )
+}
+
+/// Organisation names, for the "from" of warnings.
+async fn operator_name(state: &AppState, org: i64) -> String {
+    match state.store.run(move |s| s.org(org)).await {
+        Ok(Some(o)) => o.name,
+        _ => state.config.notifications.sender_name.clone(),
+    }
+}
+
+/// The outcome of one delivery.
+enum Outcome {
+    Sent(Option<String>),
+    Failed { permanent: bool, error: String },
+}
+
+async fn deliver(state: &Arc<AppState>, now: DateTime<Utc>) -> Result<(), ApiError> {
+    let t = now.timestamp();
+    let batch = state.config.notifications.batch;
+    let all = [
+        Channel::Web,
+        Channel::CallQueue,
+        Channel::Bill,
+        Channel::Email,
+        Channel::Sms,
+    ];
+    let due = state
+        .store
+        .run(move |s| s.due_notifications(t, &all, batch))
+        .await?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    let mut policies: HashMap<i64, NotificationPolicy> = HashMap::new();
+    let mut names: HashMap<i64, String> = HashMap::new();
+    // Sent per (organisation, channel) in the last hour, counted once per
+    // run and then kept up to date here.
+    let mut hourly: HashMap<(i64, Channel), u64> = HashMap::new();
+    // Sent per (subscriber, channel) in the last day, likewise.
+    let mut daily: HashMap<(i64, Channel), u64> = HashMap::new();
+    let mut sends = Vec::new();
+    for n in due {
+        let id = n.notification.id;
+        let org = n.notification.org_id;
+        let channel = n.notification.channel;
+        if let Entry::Vacant(e) = policies.entry(org) {
+            e.insert(policy_of(state, org).await?);
+            names.insert(org, operator_name(state, org).await);
+        }
+        let policy = policies.get(&org).cloned().unwrap_or_default();
+        match channel {
+            Channel::Web | Channel::CallQueue | Channel::Bill => {
+                // Up on the notice listener, or in the export, at once.
+                state
+                    .store
+                    .run(move |s| {
+                        if s.claim_notification(id, t, t + LEASE_SECONDS)? {
+                            s.notification_sent(id, t, None)?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                add(&state.metrics.notifications_sent, 1);
+                continue;
+            }
+            Channel::Email | Channel::Sms => {}
+        }
+        if let Some(until) = policy.quiet_until(now) {
+            defer(state, id, until.timestamp()).await?;
+            continue;
+        }
+        let org_key = (org, channel);
+        if let Some(limit) = policy.hourly_limit(channel) {
+            if let Entry::Vacant(e) = hourly.entry(org_key) {
+                let since = t - 3600;
+                let sent = state
+                    .store
+                    .run(move |s| s.sent_since(org, channel, since))
+                    .await?;
+                e.insert(sent);
+            }
+            if hourly.get(&org_key).copied().unwrap_or(0) >= u64::from(limit) {
+                add(&state.metrics.notifications_rate_limited, 1);
+                defer(state, id, t + 60).await?;
+                continue;
+            }
+        }
+        let subscriber = n.notification.subscriber_id;
+        let subscriber_key = (subscriber, channel);
+        if let Entry::Vacant(e) = daily.entry(subscriber_key) {
+            let day_ago = t - 86_400;
+            let sent = state
+                .store
+                .run(move |s| s.sent_to_subscriber_since(subscriber, channel, day_ago))
+                .await?;
+            e.insert(sent);
+        }
+        if daily.get(&subscriber_key).copied().unwrap_or(0)
+            >= u64::from(policy.per_subscriber_per_day)
+        {
+            add(&state.metrics.notifications_rate_limited, 1);
+            defer(state, id, t + 3600).await?;
+            continue;
+        }
+        *hourly.entry(org_key).or_default() += 1;
+        *daily.entry(subscriber_key).or_default() += 1;
+        let claimed = state
+            .store
+            .run(move |s| s.claim_notification(id, t, t + LEASE_SECONDS))
+            .await?;
+        if !claimed {
+            continue;
+        }
+        let name = names.get(&org).cloned().unwrap_or_default();
+        sends.push((n, policy, name));
+    }
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        state.config.notifications.concurrency.max(1),
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, policy, operator) in sends {
+        let state = state.clone();
+        let permits = permits.clone();
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let outcome = send_one(&state, &n, &operator, &policy).await;
+            let id = n.notification.id;
+            let attempts = n.notification.attempts + 1;
+            let result = match outcome {
+                Outcome::Sent(provider) => {
+                    add(&state.metrics.notifications_sent, 1);
+                    state
+                        .store
+                        .run(move |s| s.notification_sent(id, t, provider.as_deref()))
+                        .await
+                }
+                Outcome::Failed { permanent, error } => {
+                    add(&state.metrics.notifications_failed, 1);
+                    let retry = (!permanent && attempts < policy.max_attempts)
+                        .then(|| (now + NotificationPolicy::backoff(attempts)).timestamp());
+                    tracing::info!(
+                        event = "hub_notification_failed",
+                        ticket = %n.notification.ticket,
+                        channel = %n.notification.channel,
+                        permanent,
+                        retry = retry.is_some(),
+                        error = %error,
+                    );
+                    state
+                        .store
+                        .run(move |s| s.notification_failed(id, t, &error, retry))
+                        .await
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!(event = "hub_notification_record_failed", error = %e.detail);
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn defer(state: &AppState, id: i64, until: i64) -> Result<(), ApiError> {
+    state
+        .store
+        .run(move |s| s.defer_notification(id, until))
+        .await
+}
+
+fn failed(permanent: bool, error: impl Into<String>) -> Outcome {
+    Outcome::Failed {
+        permanent,
+        error: error.into(),
+    }
+}
+
+async fn send_one(
+    state: &AppState,
+    n: &NotificationContext,
+    operator: &str,
+    policy: &NotificationPolicy,
+) -> Outcome {
+    let Some(notifier) = state.notifier.as_ref() else {
+        return failed(false, "notifications are not set up");
+    };
+    let org = n.notification.org_id;
+    let field = match n.notification.channel {
+        Channel::Email => "email",
+        _ => "phone",
+    };
+    let blob = match n.notification.channel {
+        Channel::Email => n.contacts.email.as_ref(),
+        _ => n.contacts.phone.as_ref(),
+    };
+    let Some(blob) = blob else {
+        return failed(true, format!("the subscriber has no {field}"));
+    };
+    let contact = match state.secrets.decrypt(org, &n.external_id, field, blob) {
+        Ok(c) => c,
+        Err(e) => return failed(true, format!("the {field} cannot be decrypted: {e}")),
+    };
+    let kind = if field == "email" {
+        ObservableKind::Email
+    } else {
+        ObservableKind::Phone
+    };
+    let contact = match Observable::parse(kind, &contact) {
+        Ok(o) => o.into_value(),
+        Err(e) => return failed(true, format!("the {field} {contact:?} is not valid: {e}")),
+    };
+    let name = n
+        .contacts
+        .name
+        .as_ref()
+        .and_then(|b| state.secrets.decrypt(org, &n.external_id, "name", b).ok());
+    let ack = ack_link(state, notifier, n.notification.id, policy.ack_link_valid);
+    let rendered = match render(state, notifier, n, operator, name, None, ack) {
+        Ok(r) => r,
+        Err(e) => return failed(true, format!("template: {e}")),
+    };
+    match n.notification.channel {
+        Channel::Email => {
+            let Some(email) = notifier.email.as_ref() else {
+                return failed(false, "no SMTP relay is configured");
+            };
+            let message_id = format!(
+                "{}.{}@{}",
+                n.notification.ticket, n.notification.id, notifier.message_domain
+            );
+            match email
+                .send(&contact, &rendered, &message_id, &n.notification.ticket)
+                .await
+            {
+                Ok(()) => Outcome::Sent(None),
+                Err(e) => failed(e.permanent, e.message),
+            }
+        }
+        _ => {
+            let Some(sms) = notifier.sms.as_ref() else {
+                return failed(false, "no SMS gateway is configured");
+            };
+            match sms
+                .send(&contact, &rendered.text, &n.notification.ticket)
+                .await
+            {
+                Ok(sent) => Outcome::Sent(sent.provider_id),
+                Err(e) => failed(e.permanent, e.message),
+            }
+        }
+    }
+}
