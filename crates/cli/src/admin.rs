@@ -34,6 +34,66 @@ pub enum AdminCommand {
     /// Re-encrypt subscribers' contacts still under a previous encryption
     /// key with the current one.
     RotateEncryptionKey(HubOnly),
+    /// Notice templates: check an override directory, render one with
+    /// sample data.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
+    /// What a case's subscriber would receive on a channel (nothing is
+    /// sent).
+    Preview(PreviewArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Load the built-in templates and the override directory the way the
+    /// hub does: a syntax error is reported with its file and line.
+    Check(TemplatesArgs),
+    /// Render one template with sample data.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TemplatesArgs {
+    /// The override directory (`{channel}/{group}.{lang}.{part}`);
+    /// default: `notifications.templates_dir` of the configuration.
+    #[arg(long = "templates-dir")]
+    pub templates_dir: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub hub: HubArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub templates: TemplatesArgs,
+    /// email, sms, web, call-queue or bill.
+    #[arg(long)]
+    pub channel: khien_model::Channel,
+    /// The malware family of the sample case; its guidance group picks the
+    /// template.
+    #[arg(long, default_value = "mirai")]
+    pub family: String,
+    /// vi or en.
+    #[arg(long = "notice-lang", default_value = "vi")]
+    pub notice_lang: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    #[command(flatten)]
+    pub hub: HubArgs,
+    /// The case id.
+    #[arg(long)]
+    pub case: i64,
+    /// The organisation (slug) the case belongs to (default: the hub's own).
+    #[arg(long)]
+    pub org: Option<String>,
+    /// email, sms, web, call-queue or bill.
+    #[arg(long)]
+    pub channel: khien_model::Channel,
+    /// vi or en (default: the subscriber's language).
+    #[arg(long = "notice-lang")]
+    pub notice_lang: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -195,7 +255,151 @@ pub fn run(global: &Global, cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         AdminCommand::RotateEncryptionKey(args) => rotate(global, args),
+        AdminCommand::Templates(TemplatesCommand::Check(args)) => templates_check(global, args),
+        AdminCommand::Templates(TemplatesCommand::Render(args)) => templates_render(global, args),
+        AdminCommand::Preview(args) => preview(global, args),
     }
+}
+
+fn load_templates(
+    global: &Global,
+    args: &TemplatesArgs,
+) -> anyhow::Result<(khien_notify::Templates, HubConfig)> {
+    let config = args.hub.config(global)?;
+    let dir = args
+        .templates_dir
+        .clone()
+        .or_else(|| config.notifications.templates_dir.clone());
+    let templates = khien_notify::Templates::load(dir.as_deref())?;
+    Ok((templates, config))
+}
+
+fn templates_check(global: &Global, args: TemplatesArgs) -> anyhow::Result<ExitCode> {
+    let (templates, _) = load_templates(global, &args)?;
+    let names = templates.names();
+    let overrides: Vec<&String> = names.iter().filter(|n| templates.is_override(n)).collect();
+    if global.json {
+        output::json(&serde_json::json!({
+            "templates": names.len(),
+            "overrides": overrides,
+        }))?;
+    } else {
+        output::line(&t(
+            "admin.templates_ok",
+            &[("count", &names.len()), ("overrides", &overrides.len())],
+        ));
+        for o in overrides {
+            output::line(&format!("  {o}"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A sample notice: what every template must be able to show.
+fn sample_context(family: &str, lang: khien_notify::Lang) -> khien_notify::NoticeContext {
+    let glang = match lang {
+        khien_notify::Lang::En => khien_hub::guidance::Language::En,
+        _ => khien_hub::guidance::Language::Vi,
+    };
+    let g = khien_hub::guidance::guidance(glang, family);
+    let now = chrono::Utc::now();
+    let key = [7u8; 32];
+    let ticket = khien_notify::token::ticket(now.date_naive(), 42);
+    khien_notify::NoticeContext {
+        operator: "ISP".into(),
+        subscriber_name: Some("Nguyễn Văn An".into()),
+        family: family.into(),
+        guidance_title: g.title,
+        guidance_steps: g.steps,
+        first_seen: now - chrono::Duration::hours(30),
+        last_seen: now - chrono::Duration::hours(2),
+        hit_count: 1234,
+        verify_code: khien_notify::token::verify_code(&key, &ticket),
+        ticket,
+        verify_url: "https://hub.example.vn/verify".into(),
+        ack_url: "https://hub.example.vn/ack/…".into(),
+        scanner_url: "https://hub.example.vn/scanner".into(),
+        address: Some("203.0.113.45".into()),
+        round: 1,
+    }
+}
+
+fn print_rendered(
+    global: &Global,
+    channel: khien_model::Channel,
+    r: &khien_notify::Rendered,
+) -> anyhow::Result<ExitCode> {
+    let sms = (channel == khien_model::Channel::Sms).then(|| {
+        let plain = khien_notify::sms::without_diacritics(&r.text);
+        (
+            khien_notify::sms::measure(&r.text),
+            khien_notify::sms::measure(&plain),
+        )
+    });
+    if global.json {
+        output::json(&serde_json::json!({
+            "subject": r.subject,
+            "text": r.text,
+            "html": r.html,
+            "sms": sms.map(|(a, b)| serde_json::json!({
+                "encoding": a.encoding.as_str(), "segments": a.segments,
+                "without_diacritics": {"encoding": b.encoding.as_str(), "segments": b.segments},
+            })),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(subject) = &r.subject {
+        output::line(&format!("Subject: {subject}\n"));
+    }
+    output::line(&r.text);
+    if let Some((a, b)) = sms {
+        output::note(&t(
+            "admin.sms_parts",
+            &[
+                ("encoding", &a.encoding.as_str()),
+                ("segments", &a.segments),
+                ("plain_encoding", &b.encoding.as_str()),
+                ("plain_segments", &b.segments),
+            ],
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn templates_render(global: &Global, args: RenderArgs) -> anyhow::Result<ExitCode> {
+    let (templates, _) = load_templates(global, &args.templates)?;
+    let lang: khien_notify::Lang = args.notice_lang.parse()?;
+    let ctx = sample_context(&args.family, lang);
+    let r = templates.render(
+        args.channel,
+        khien_hub::guidance::group(&args.family),
+        lang,
+        &ctx,
+    )?;
+    print_rendered(global, args.channel, &r)
+}
+
+fn preview(global: &Global, args: PreviewArgs) -> anyhow::Result<ExitCode> {
+    let (mut store, secrets, config) = open(global, &args.hub)?;
+    let org = org_id(&mut store, args.org.as_deref())?;
+    let templates = khien_notify::Templates::load(config.notifications.templates_dir.as_deref())?;
+    let renderer = khien_hub::notify::Renderer {
+        config: &config.notifications,
+        templates: &templates,
+        link_key: &secrets.link_key(),
+    };
+    let Some(r) = renderer.preview(
+        &mut store,
+        org,
+        args.case,
+        args.channel,
+        args.notice_lang.as_deref(),
+        chrono::Utc::now(),
+    )?
+    else {
+        bail!(t("admin.no_case", &[("id", &args.case)]));
+    };
+    print_rendered(global, args.channel, &r)
 }
 
 fn hex_key() -> anyhow::Result<String> {

@@ -259,6 +259,59 @@ fn hits_open_cases_which_resolve_when_quiet_and_reinfect_when_back() {
         assert_eq!(cases[&p1].1, 2);
         assert_eq!(cases[&p2].1, 1);
 
+        // What HN-1 would be told, rendered by the CLI from the database.
+        let case_id = api.get(&format!("/api/v1/cases?subscriber={p1}"))["items"][0]["id"]
+            .as_i64()
+            .expect("case id")
+            .to_string();
+        let preview: Value = serde_json::from_str(&ok(&khien(
+            db,
+            &[
+                "admin",
+                "preview",
+                "--org",
+                "isp",
+                "--case",
+                &case_id,
+                "--channel",
+                "email",
+                "--json",
+            ],
+        )))
+        .expect("preview JSON");
+        assert!(
+            preview["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("ISP")),
+            "{preview}"
+        );
+        let text = preview["text"].as_str().expect("text");
+        assert!(
+            text.contains("/verify") && text.contains("/scanner"),
+            "how to check it and the scanner: {text}"
+        );
+        assert!(
+            preview["html"]
+                .as_str()
+                .is_some_and(|h| !h.contains("<script")),
+            "{preview}"
+        );
+        let missing = khien(
+            db,
+            &[
+                "admin",
+                "preview",
+                "--org",
+                "isp",
+                "--case",
+                "999999",
+                "--channel",
+                "sms",
+            ],
+        );
+        assert_eq!(missing.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("no case 999999"));
+
         // No more hits: both resolve by themselves.
         let deadline = Instant::now() + Duration::from_secs(30);
         while api.cases().values().any(|(s, _)| s != "resolved") {

@@ -414,3 +414,93 @@ fn hub_store_with(db: &Db, secrets: &khien_hub::Secrets) -> khien_store::Store {
     s.set_hash_key(secrets.hash_key());
     s
 }
+
+#[test]
+fn templates_check_names_the_broken_file_and_line_and_render_measures_sms() {
+    let db = super::sqlite();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir_arg = dir.path().display().to_string();
+    let out = khien(
+        &db,
+        &["admin", "templates", "check", "--templates-dir", &dir_arg],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 overridden"));
+    std::fs::create_dir(dir.path().join("sms")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("sms/miner.en.txt"),
+        "{{ operator }}: a miner ({{ family }}) runs on your line.\n{% for s in guidance_steps %}\n",
+    )
+    .expect("write");
+    let out = khien(
+        &db,
+        &["admin", "templates", "check", "--templates-dir", &dir_arg],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sms/miner.en.txt:"), "{err}");
+    std::fs::write(
+        dir.path().join("sms/miner.en.txt"),
+        "{{ operator }}: a miner ({{ family }}) runs on your line. Ticket {{ ticket }}.",
+    )
+    .expect("write");
+    let out = khien(
+        &db,
+        &["admin", "templates", "check", "--templates-dir", &dir_arg],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sms/miner.en.txt"));
+    let out = khien(
+        &db,
+        &[
+            "admin",
+            "templates",
+            "render",
+            "--templates-dir",
+            &dir_arg,
+            "--channel",
+            "sms",
+            "--family",
+            "xmrig",
+            "--notice-lang",
+            "en",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        v["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("a miner (xmrig)")),
+        "{v}"
+    );
+    assert_eq!(v["sms"]["encoding"], "gsm7");
+    assert_eq!(v["sms"]["segments"], 1);
+    // The built-in Vietnamese SMS needs UCS-2 with diacritics, GSM-7 without.
+    let v: serde_json::Value = serde_json::from_slice(
+        &khien(
+            &db,
+            &["admin", "templates", "render", "--channel", "sms", "--json"],
+        )
+        .stdout,
+    )
+    .expect("json");
+    assert_eq!(v["sms"]["encoding"], "ucs2");
+    assert_eq!(v["sms"]["without_diacritics"]["encoding"], "gsm7");
+}

@@ -532,68 +532,35 @@ pub(crate) async fn preview(
     let channel: Channel = q.channel.parse().map_err(|e: khien_model::UnknownWord| {
         ApiError::new(Problem::InvalidQuery, e.to_string()).with_field("channel")
     })?;
-    let Some(notifier) = state.notifier.as_ref() else {
+    if state.notifier.is_none() {
         return Err(ApiError::new(
             Problem::NotFound,
             "notifications are not set up",
         ));
-    };
+    }
     let org = p.org_id;
-    let (case, sub, operator) = state
+    let now = state.clock.now();
+    let app = state.clone();
+    let lang = q.lang.clone();
+    let r = state
         .store
         .run(move |s| {
-            let Some(c) = s.case(org, id)? else {
+            let Some(nf) = app.notifier.as_ref() else {
                 return Ok(None);
             };
-            let sub = s.subscriber(org, c.subscriber_id)?;
-            let operator = s.org(org)?.map(|o| o.name);
-            Ok(sub.map(|sub| (c, sub, operator.unwrap_or_default())))
+            crate::notify::Renderer {
+                config: &app.config.notifications,
+                templates: &nf.templates,
+                link_key: &nf.link_key,
+            }
+            .preview(s, org, id, channel, lang.as_deref(), now)
+            .map_err(|e| khien_store::Error::Invalid {
+                what: "preview",
+                reason: e.to_string(),
+            })
         })
         .await?
         .ok_or_else(|| ApiError::not_found("case"))?;
-    let language = q.lang.clone().unwrap_or(sub.language.clone());
-    let now = state.clock.now();
-    let ctx = NotificationContext {
-        notification: NotificationRecord {
-            id: 0,
-            org_id: org,
-            case_id: case.id,
-            subscriber_id: case.subscriber_id,
-            channel,
-            language,
-            round: 1,
-            ticket: format!("{}-00000000", now.format("%Y%m%d")),
-            status: NotificationStatus::Queued,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
-            provider_id: None,
-            created_at: now,
-            sent_at: None,
-            delivered_at: None,
-            acknowledged_at: None,
-            done_at: None,
-        },
-        family: case.family.clone(),
-        case_state: case.state,
-        first_hit_at: case.first_hit_at,
-        last_hit_at: case.last_hit_at,
-        hit_count: case.hit_count,
-        external_id: sub.external_id.clone(),
-        pseudonym: sub.pseudonym.clone(),
-        contacts: khien_store::EncryptedContacts::default(),
-    };
-    let base = state.config.notifications.public_url.trim_end_matches('/');
-    let r = crate::notify::render(
-        &state,
-        notifier,
-        &ctx,
-        &operator,
-        None,
-        None,
-        format!("{base}/ack/…"),
-    )
-    .map_err(|e| ApiError::new(Problem::Validation, format!("template: {e}")))?;
     let sms = (channel == Channel::Sms).then(|| khien_notify::sms::measure(&r.text));
     Ok(Json(Preview {
         subject: r.subject,

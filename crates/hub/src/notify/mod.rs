@@ -82,9 +82,10 @@ impl Notifier {
     /// stops the hub here, naming the file or field.
     pub fn build(config: &HubConfig, link_key: [u8; 32], store: &mut Store) -> Result<Self, Error> {
         let n = &config.notifications;
+        // The error names the file and line itself.
         let templates = Templates::load(n.templates_dir.as_deref()).map_err(|e| Error::Config {
-            path: n.templates_dir.clone(),
-            reason: e.to_string(),
+            path: None,
+            reason: format!("notifications.templates_dir: {e}"),
         })?;
         let email = n
             .smtp
@@ -313,40 +314,154 @@ pub(crate) fn render(
     address: Option<String>,
     ack_url: String,
 ) -> Result<Rendered, khien_notify::Error> {
-    let lang = if n.notification.language == "en" {
-        Lang::En
-    } else {
-        Lang::Vi
-    };
-    let glang = match lang {
-        Lang::En => guidance::Language::En,
-        _ => guidance::Language::Vi,
-    };
-    let g = guidance::guidance(glang, &n.family);
-    let base = state.config.notifications.public_url.trim_end_matches('/');
-    let ctx = NoticeContext {
-        operator: operator.to_string(),
-        subscriber_name: name,
-        family: n.family.clone(),
-        guidance_title: g.title,
-        guidance_steps: g.steps,
-        first_seen: n.first_hit_at,
-        last_seen: n.last_hit_at,
-        hit_count: n.hit_count,
-        ticket: n.notification.ticket.clone(),
-        verify_code: khien_notify::token::verify_code(&notifier.link_key, &n.notification.ticket),
-        verify_url: format!("{base}/verify"),
-        ack_url,
-        scanner_url: state.config.notifications.scanner_url.clone(),
-        address,
-        round: n.notification.round,
-    };
-    notifier.templates.render(
-        n.notification.channel,
-        guidance::group(&n.family),
-        lang,
-        &ctx,
+    Renderer {
+        config: &state.config.notifications,
+        templates: &notifier.templates,
+        link_key: &notifier.link_key,
+    }
+    .render(
+        n,
+        Personal {
+            operator,
+            name,
+            address,
+            ack_url,
+        },
     )
+}
+
+/// What a notice says that is not in the notification itself.
+#[derive(Debug)]
+pub struct Personal<'a> {
+    /// The operator's name.
+    pub operator: &'a str,
+    pub name: Option<String>,
+    /// The address the web notice was shown to.
+    pub address: Option<String>,
+    pub ack_url: String,
+}
+
+/// Turns notifications into texts: the templates, the link key and the
+/// addresses the texts point to.
+#[derive(Debug, Clone, Copy)]
+pub struct Renderer<'a> {
+    pub config: &'a crate::config::NotificationConfig,
+    pub templates: &'a Templates,
+    pub link_key: &'a [u8; 32],
+}
+
+impl Renderer<'_> {
+    /// Renders a notification in its subscriber's language, with the removal
+    /// guidance of its family's group.
+    pub fn render(
+        &self,
+        n: &NotificationContext,
+        personal: Personal<'_>,
+    ) -> Result<Rendered, khien_notify::Error> {
+        let (config, templates, link_key) = (self.config, self.templates, self.link_key);
+        let lang = if n.notification.language == "en" {
+            Lang::En
+        } else {
+            Lang::Vi
+        };
+        let glang = match lang {
+            Lang::En => guidance::Language::En,
+            _ => guidance::Language::Vi,
+        };
+        let g = guidance::guidance(glang, &n.family);
+        let base = config.public_url.trim_end_matches('/');
+        let ctx = NoticeContext {
+            operator: personal.operator.to_string(),
+            subscriber_name: personal.name,
+            family: n.family.clone(),
+            guidance_title: g.title,
+            guidance_steps: g.steps,
+            first_seen: n.first_hit_at,
+            last_seen: n.last_hit_at,
+            hit_count: n.hit_count,
+            ticket: n.notification.ticket.clone(),
+            verify_code: khien_notify::token::verify_code(link_key, &n.notification.ticket),
+            verify_url: format!("{base}/verify"),
+            ack_url: personal.ack_url,
+            scanner_url: config.scanner_url.clone(),
+            address: personal.address,
+            round: n.notification.round,
+        };
+        templates.render(
+            n.notification.channel,
+            guidance::group(&n.family),
+            lang,
+            &ctx,
+        )
+    }
+
+    /// What the subscriber of case `case_id` of `org` would receive on
+    /// `channel` (in `lang`, else the subscriber's language): rendered
+    /// without sending, without the subscriber's name, with a placeholder
+    /// ticket. `None` when there is no such case.
+    pub fn preview(
+        &self,
+        store: &mut Store,
+        org: i64,
+        case_id: i64,
+        channel: Channel,
+        lang: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Rendered>, Error> {
+        let Some(case) = store.case(org, case_id)? else {
+            return Ok(None);
+        };
+        let Some(sub) = store.subscriber(org, case.subscriber_id)? else {
+            return Ok(None);
+        };
+        let config = self.config;
+        let operator = store
+            .org(org)?
+            .map_or_else(|| config.sender_name.clone(), |o| o.name);
+        let ctx = NotificationContext {
+            notification: khien_store::NotificationRecord {
+                id: 0,
+                org_id: org,
+                case_id: case.id,
+                subscriber_id: case.subscriber_id,
+                channel,
+                language: lang.map_or(sub.language.clone(), str::to_string),
+                round: 1,
+                ticket: format!("{}-00000000", now.format("%Y%m%d")),
+                status: khien_model::NotificationStatus::Queued,
+                attempts: 0,
+                next_attempt_at: now,
+                last_error: None,
+                provider_id: None,
+                created_at: now,
+                sent_at: None,
+                delivered_at: None,
+                acknowledged_at: None,
+                done_at: None,
+            },
+            family: case.family.clone(),
+            case_state: case.state,
+            first_hit_at: case.first_hit_at,
+            last_hit_at: case.last_hit_at,
+            hit_count: case.hit_count,
+            external_id: sub.external_id.clone(),
+            pseudonym: sub.pseudonym.clone(),
+            contacts: khien_store::EncryptedContacts::default(),
+        };
+        let base = config.public_url.trim_end_matches('/');
+        let personal = Personal {
+            operator: &operator,
+            name: None,
+            address: None,
+            ack_url: format!("{base}/ack/…"),
+        };
+        self.render(&ctx, personal)
+            .map(Some)
+            .map_err(|e| Error::Config {
+                path: None,
+                reason: format!("template: {e}"),
+            })
+    }
 }
 
 /// The signed acknowledgement link of a notification.

@@ -279,41 +279,88 @@ async fn acknowledge(
 
 // --- Links from e-mail and SMS ----------------------------------------------------
 
-/// `GET /ack/{token}`: a confirmation page whose form acknowledges.
+/// `GET /ack/{token}`: the notice of the link's notification, as the
+/// walled garden shows it, whose form acknowledges (a plain confirmation
+/// page if it cannot be rendered). Opening it acknowledges nothing, so a
+/// mail scanner that follows links does not acknowledge for the subscriber.
 pub(crate) async fn ack_page(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     PathParam(token): PathParam<String>,
 ) -> Response {
     let lang = lang_of(&headers, None);
-    let valid = state.notifier.as_ref().is_some_and(|n| {
-        khien_notify::token::verify_ack_token(&n.link_key, &token, state.clock.now().timestamp())
-            .is_ok()
-    });
-    if !valid {
+    let Some(notifier) = state.notifier.as_ref() else {
+        return message_page(
+            lang,
+            StatusCode::NOT_FOUND,
+            "ack_invalid_title",
+            "ack_invalid",
+        );
+    };
+    let Ok(id) = khien_notify::token::verify_ack_token(
+        &notifier.link_key,
+        &token,
+        state.clock.now().timestamp(),
+    ) else {
         return message_page(
             lang,
             StatusCode::BAD_REQUEST,
             "ack_invalid_title",
             "ack_invalid",
         );
+    };
+    let found = state
+        .store
+        .run(move |s| {
+            let Some(n) = s.notification_by_id(id)? else {
+                return Ok(None);
+            };
+            let operator = s.org(n.notification.org_id)?.map(|o| o.name);
+            Ok(Some((n, operator)))
+        })
+        .await;
+    let (mut n, operator) = match found {
+        Ok(Some(f)) => f,
+        Ok(None) => {
+            return message_page(
+                lang,
+                StatusCode::NOT_FOUND,
+                "ack_invalid_title",
+                "ack_invalid",
+            );
+        }
+        Err(e) => return e.into_response(),
+    };
+    if n.notification.status == NotificationStatus::Acknowledged {
+        return message_page(lang, StatusCode::OK, "ack_done_title", "ack_done");
     }
-    let title = guidance::message(lang, "ack_confirm_title", &[]);
-    let text = guidance::message(lang, "ack_confirm", &[]);
-    let button = guidance::message(lang, "ack_button", &[]);
-    html(
-        StatusCode::OK,
-        page(
-            lang,
-            &title,
-            &format!(
-                "<p>{}</p><form method=\"post\" action=\"/ack/{}\"><button type=\"submit\">{}</button></form>",
-                escape(&text),
-                escape(&token),
-                escape(&button)
-            ),
-        ),
-    )
+    let operator = operator.unwrap_or_else(|| state.config.notifications.sender_name.clone());
+    n.notification.channel = Channel::Web;
+    let action = format!("/ack/{token}");
+    match super::render(&state, notifier, &n, &operator, None, None, action.clone()) {
+        Ok(r) if r.html.is_some() => html(StatusCode::OK, r.html.unwrap_or_default()),
+        other => {
+            if let Err(e) = other {
+                tracing::error!(event = "hub_notice_render_failed", error = %e);
+            }
+            let title = guidance::message(lang, "ack_confirm_title", &[]);
+            let text = guidance::message(lang, "ack_confirm", &[]);
+            let button = guidance::message(lang, "ack_button", &[]);
+            html(
+                StatusCode::OK,
+                page(
+                    lang,
+                    &title,
+                    &format!(
+                        "<p>{}</p><form method=\"post\" action=\"{}\"><button type=\"submit\">{}</button></form>",
+                        escape(&text),
+                        escape(&action),
+                        escape(&button)
+                    ),
+                ),
+            )
+        }
+    }
 }
 
 /// `POST /ack/{token}`: the acknowledgement itself.

@@ -25,6 +25,7 @@ hub_tests!(
     unreachable_subscribers_and_failing_gateways_end_on_the_dead_letter_list,
     delivery_reports_are_signed_and_name_a_known_message,
     quiet_hours_and_per_subscriber_limits_defer_warnings,
+    a_broken_template_override_stops_the_hub_naming_file_and_line,
 );
 
 /// The secret the test gateway signs delivery reports with.
@@ -1039,6 +1040,10 @@ fn forged_or_expired_tokens_are_refused(db: &TestDb) {
     assert_eq!(r.status, 200);
     let page = String::from_utf8_lossy(&r.body).into_owned();
     assert!(page.contains("method=\"post\""), "{page}");
+    assert!(
+        page.contains("mirai") && page.contains("Khởi động lại modem"),
+        "the link shows the notice itself: {page}"
+    );
     let cases = hub
         .call("GET", "/api/v1/cases?state=acknowledged", &op.admin, None)
         .json();
@@ -1327,4 +1332,69 @@ fn quiet_hours_and_per_subscriber_limits_defer_warnings(db: &TestDb) {
     let got = sink.wait_for(2);
     let families: BTreeSet<bool> = got.iter().map(|m| m.text.contains("mirai")).collect();
     assert_eq!(families.len(), 2, "both families warned, a day apart");
+}
+
+fn a_broken_template_override_stops_the_hub_naming_file_and_line(db: &TestDb) {
+    let templates = tempfile::tempdir().unwrap();
+    std::fs::create_dir(templates.path().join("email")).unwrap();
+    let build = |dir: &std::path::Path| {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = HubConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database: db.url.clone(),
+            data_dir: data.path().to_path_buf(),
+            ..HubConfig::default()
+        };
+        config.secrets.master_key = Some(hex::encode(MASTER_KEY));
+        config.secrets.encryption_key = Some(hex::encode(ENCRYPTION_KEY));
+        config.notifications.templates_dir = Some(dir.to_path_buf());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(config.build()).map(|_| ())
+    };
+    let file = templates.path().join("email/iot-bot.vi.txt");
+    std::fs::write(
+        &file,
+        "Kính gửi {{ subscriber_name }},\n{{ family | }}\nDòng ba\n",
+    )
+    .unwrap();
+    let e = build(templates.path())
+        .expect_err("a syntax error")
+        .to_string();
+    assert!(e.contains("email/iot-bot.vi.txt:2:"), "file and line: {e}");
+    std::fs::write(
+        &file,
+        "Kính gửi {{ subscriber_name }},\n{% if round > 1 %}\nNhắc lại\n",
+    )
+    .unwrap();
+    let e = build(templates.path())
+        .expect_err("an unclosed block")
+        .to_string();
+    assert!(
+        e.contains("email/iot-bot.vi.txt:3:") && e.contains("end of block"),
+        "{e}"
+    );
+    std::fs::write(&file, "Kính gửi {{ subscriber_name | no_such_filter }}\n").unwrap();
+    let e = build(templates.path())
+        .expect_err("an unknown filter")
+        .to_string();
+    assert!(
+        e.contains("iot-bot.vi.txt") && e.contains("no_such_filter"),
+        "{e}"
+    );
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(templates.path().join("email/iot-bot.fr.txt"), "Bonjour\n").unwrap();
+    let e = build(templates.path())
+        .expect_err("a name outside the layout")
+        .to_string();
+    assert!(e.contains("iot-bot.fr.txt"), "{e}");
+    std::fs::remove_file(templates.path().join("email/iot-bot.fr.txt")).unwrap();
+    std::fs::write(
+        &file,
+        "{{ operator }}: {{ family }} {{ ticket }} {{ ack_url }}\n",
+    )
+    .unwrap();
+    build(templates.path()).expect("a good override loads");
 }
