@@ -2,12 +2,14 @@
 """A real SMTP server for the khien-notify tests (aiosmtpd).
 
     smtp_sink.py PORT OUTDIR [--user U --password P] [--starttls | --tls]
-                 [--cert CERT.pem --key KEY.pem]
+                 [--cert CERT.pem --key KEY.pem] [--idle-timeout SECONDS]
 
 Listens on 127.0.0.1:PORT. Each accepted message is written to OUTDIR as
 N.eml (the raw bytes as received) and then N.json (envelope sender and
-recipients, whether the session was authenticated and encrypted); the
-.json appears last, so a reader that waits for it sees the whole message.
+recipients, whether the session was authenticated and encrypted, and
+which connection it came on, numbered from 1); the .json appears last, so
+a reader that waits for it sees the whole message. --idle-timeout closes
+connections quiet for that long, as real servers do.
 
 With --user/--password, AUTH PLAIN and LOGIN are offered and required.
 --starttls offers STARTTLS and requires it before MAIL (and AUTH);
@@ -38,6 +40,7 @@ class Handler:
     def __init__(self, outdir):
         self.outdir = outdir
         self.counter = itertools.count(1)
+        self.connections = itertools.count(1)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if "tempfail" in address:
@@ -56,7 +59,10 @@ class Handler:
         with open(eml + ".tmp", "wb") as f:
             f.write(raw)
         os.replace(eml + ".tmp", eml)
+        if not hasattr(session, "khien_connection"):
+            session.khien_connection = next(self.connections)
         meta = {
+            "connection": session.khien_connection,
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "authenticated": bool(session.authenticated),
@@ -113,6 +119,7 @@ def main():
     mode.add_argument("--tls", action="store_true")
     p.add_argument("--cert")
     p.add_argument("--key")
+    p.add_argument("--idle-timeout", type=float)
     args = p.parse_args()
 
     context = None
@@ -123,6 +130,8 @@ def main():
         context.load_cert_chain(args.cert, args.key)
 
     kwargs = {"hostname": "sink.test"}
+    if args.idle_timeout is not None:
+        kwargs["timeout"] = args.idle_timeout
     if args.user is not None:
         user = args.user.encode()
         password = (args.password or "").encode()

@@ -19,6 +19,8 @@
 //! Times are the caller's `now` (unix seconds), so that the hub's clock —
 //! a test's manual one included — decides everything.
 
+use std::collections::HashMap;
+
 use khien_model::{CaseState, Channel, NotificationStatus, Timestamp};
 use serde::Serialize;
 
@@ -564,6 +566,56 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// [`Store::sent_to_subscriber_since`] for many subscribers at once:
+    /// those with none sent are left out.
+    pub fn sent_to_subscribers_since(
+        &mut self,
+        subscriber_ids: &[i64],
+        channel: Channel,
+        since: i64,
+    ) -> Result<HashMap<i64, u64>, Error> {
+        let mut out = HashMap::new();
+        let list = id_placeholders(3);
+        let sql = format!(
+            "SELECT subscriber_id, COUNT(*) FROM notifications
+             WHERE subscriber_id IN ({list}) AND channel = ?1 AND sent_at >= ?2
+             GROUP BY subscriber_id"
+        );
+        for chunk in subscriber_ids.chunks(ID_CHUNK) {
+            let mut params = vals![channel.as_str(), since].to_vec();
+            params.extend(id_params(chunk));
+            for r in self.backend.query(&sql, &params)? {
+                out.insert(r.int(0)?, u64::try_from(r.int(1)?).unwrap_or(0));
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Store::claim_notification`] for many at once, one statement per
+    /// [`ID_CHUNK`] ids; returns the ids this caller got.
+    pub fn claim_notifications(
+        &mut self,
+        ids: &[i64],
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Vec<i64>, Error> {
+        let mut claimed = Vec::with_capacity(ids.len());
+        let list = id_placeholders(3);
+        let sql = format!(
+            "UPDATE notifications SET next_attempt_at = ?2
+             WHERE id IN ({list}) AND status = 'queued' AND next_attempt_at <= ?1
+             RETURNING id"
+        );
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut params = vals![now, lease_until].to_vec();
+            params.extend(id_params(chunk));
+            for r in self.backend.query(&sql, &params)? {
+                claimed.push(r.int(0)?);
+            }
+        }
+        Ok(claimed)
+    }
+
     /// One notification of `org_id`.
     pub fn notification(
         &mut self,
@@ -831,4 +883,25 @@ impl Store {
             .map(context)
             .collect()
     }
+}
+
+/// Ids per statement of the batched queries. Every statement has exactly
+/// this many id parameters (a short chunk repeats its last id), so there is
+/// one statement shape to prepare, not one per chunk length.
+const ID_CHUNK: usize = 200;
+
+/// `?first, ?first+1, …` for [`ID_CHUNK`] ids.
+fn id_placeholders(first: usize) -> String {
+    (first..first + ID_CHUNK)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A chunk of ids as [`ID_CHUNK`] parameters.
+fn id_params(chunk: &[i64]) -> Vec<Value> {
+    let last = chunk.last().copied().unwrap_or(0);
+    (0..ID_CHUNK)
+        .map(|i| Value::Int(chunk.get(i).copied().unwrap_or(last)))
+        .collect()
 }

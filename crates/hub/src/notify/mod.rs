@@ -180,8 +180,11 @@ pub(crate) async fn notify_loop(
 ) {
     let every = state.config.notifications.interval;
     loop {
-        if let Err(e) = run_once(&state).await {
-            tracing::error!(event = "hub_notifications_failed", error = %e.detail);
+        match run_once(&state).await {
+            // A full batch: more are due now.
+            Ok(true) if !*stop.borrow() => continue,
+            Ok(_) => {}
+            Err(e) => tracing::error!(event = "hub_notifications_failed", error = %e.detail),
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {},
@@ -194,19 +197,33 @@ pub(crate) async fn notify_loop(
     }
 }
 
-/// One plan-and-deliver pass at the clock's now.
-pub(crate) async fn run_once(state: &Arc<AppState>) -> Result<(), ApiError> {
+/// One plan-and-deliver pass at the clock's now; true when it handled a
+/// full batch (more may be due).
+pub(crate) async fn run_once(state: &Arc<AppState>) -> Result<bool, ApiError> {
     let Some(notifier) = state.notifier.as_ref() else {
-        return Ok(());
+        return Ok(false);
     };
     let now = state.clock.now();
-    plan(state, notifier, now).await?;
-    deliver(state, now).await
+    let started = std::time::Instant::now();
+    let planned = plan(state, notifier, now).await?;
+    let planning = started.elapsed();
+    let (handled, full) = deliver(state, now).await?;
+    if planned + handled > 0 {
+        tracing::info!(
+            event = "hub_notifications_run",
+            planned,
+            planning_millis = planning.as_millis() as u64,
+            handled,
+            delivery_millis = (started.elapsed() - planning).as_millis() as u64,
+        );
+    }
+    Ok(full)
 }
 
-async fn plan(state: &AppState, notifier: &Notifier, now: DateTime<Utc>) -> Result<(), ApiError> {
+async fn plan(state: &AppState, notifier: &Notifier, now: DateTime<Utc>) -> Result<u64, ApiError> {
     let orgs = state.store.run(|s| s.orgs_with_active_cases()).await?;
     let t = now.timestamp();
+    let mut total = 0;
     for org in orgs {
         let policy = policy_of(state, org).await?;
         if !policy.enabled {
@@ -246,6 +263,7 @@ async fn plan(state: &AppState, notifier: &Notifier, now: DateTime<Utc>) -> Resu
                 })
                 .await?;
             add(&state.metrics.notifications_planned, planned);
+            total += planned;
             if n < PLAN_PAGE as usize {
                 break;
             }
@@ -271,9 +289,10 @@ async fn plan(state: &AppState, notifier: &Notifier, now: DateTime<Utc>) -> Resu
                 })
                 .await?;
             add(&state.metrics.notifications_planned, planned);
+            total += planned;
         }
     }
-    Ok(())
+    Ok(total)
 }
 
 fn secs(d: std::time::Duration) -> i64 {
@@ -493,7 +512,7 @@ enum Outcome {
     Failed { permanent: bool, error: String },
 }
 
-async fn deliver(state: &Arc<AppState>, now: DateTime<Utc>) -> Result<(), ApiError> {
+async fn deliver(state: &Arc<AppState>, now: DateTime<Utc>) -> Result<(u64, bool), ApiError> {
     let t = now.timestamp();
     let batch = state.config.notifications.batch;
     let all = [
@@ -507,45 +526,72 @@ async fn deliver(state: &Arc<AppState>, now: DateTime<Utc>) -> Result<(), ApiErr
         .store
         .run(move |s| s.due_notifications(t, &all, batch))
         .await?;
+    let full = due.len() >= batch as usize;
+    let handled = due.len() as u64;
     if due.is_empty() {
-        return Ok(());
+        return Ok((0, false));
     }
     let mut policies: HashMap<i64, NotificationPolicy> = HashMap::new();
     let mut names: HashMap<i64, String> = HashMap::new();
-    // Sent per (organisation, channel) in the last hour, counted once per
-    // run and then kept up to date here.
-    let mut hourly: HashMap<(i64, Channel), u64> = HashMap::new();
-    // Sent per (subscriber, channel) in the last day, likewise.
-    let mut daily: HashMap<(i64, Channel), u64> = HashMap::new();
-    let mut sends = Vec::new();
-    for n in due {
-        let id = n.notification.id;
+    for n in &due {
         let org = n.notification.org_id;
-        let channel = n.notification.channel;
         if let Entry::Vacant(e) = policies.entry(org) {
             e.insert(policy_of(state, org).await?);
             names.insert(org, operator_name(state, org).await);
         }
-        let policy = policies.get(&org).cloned().unwrap_or_default();
-        match channel {
-            Channel::Web | Channel::CallQueue | Channel::Bill => {
-                // Up on the notice listener, or in the export, at once.
-                state
-                    .store
-                    .run(move |s| {
-                        if s.claim_notification(id, t, t + LEASE_SECONDS)? {
-                            s.notification_sent(id, t, None)?;
-                        }
-                        Ok(())
-                    })
-                    .await?;
-                add(&state.metrics.notifications_sent, 1);
-                continue;
-            }
-            Channel::Email | Channel::Sms => {}
+    }
+    // Web notices go up, call-queue and bill rows become exportable, at once.
+    let (instant, personal): (Vec<_>, Vec<_>) = due.into_iter().partition(|n| {
+        matches!(
+            n.notification.channel,
+            Channel::Web | Channel::CallQueue | Channel::Bill
+        )
+    });
+    if !instant.is_empty() {
+        let ids: Vec<i64> = instant.iter().map(|n| n.notification.id).collect();
+        let posted = state
+            .store
+            .run(move |s| {
+                let claimed = s.claim_notifications(&ids, t, t + LEASE_SECONDS)?;
+                for &id in &claimed {
+                    s.notification_sent(id, t, None)?;
+                }
+                Ok(claimed.len() as u64)
+            })
+            .await?;
+        add(&state.metrics.notifications_sent, posted);
+    }
+    // What was sent in the windows of the limits, read once per run for
+    // everybody in the batch and then kept up to date here.
+    let mut hourly: HashMap<(i64, Channel), u64> = HashMap::new();
+    let mut daily: HashMap<(i64, Channel), u64> = HashMap::new();
+    for channel in [Channel::Email, Channel::Sms] {
+        let subscribers: Vec<i64> = personal
+            .iter()
+            .filter(|n| n.notification.channel == channel)
+            .map(|n| n.notification.subscriber_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        if subscribers.is_empty() {
+            continue;
         }
+        let day_ago = t - 86_400;
+        let counts = state
+            .store
+            .run(move |s| s.sent_to_subscribers_since(&subscribers, channel, day_ago))
+            .await?;
+        daily.extend(counts.into_iter().map(|(sub, n)| ((sub, channel), n)));
+    }
+    let mut deferred: Vec<(i64, i64)> = Vec::new();
+    let mut go = Vec::new();
+    for n in personal {
+        let id = n.notification.id;
+        let org = n.notification.org_id;
+        let channel = n.notification.channel;
+        let policy = policies.get(&org).cloned().unwrap_or_default();
         if let Some(until) = policy.quiet_until(now) {
-            defer(state, id, until.timestamp()).await?;
+            deferred.push((id, until.timestamp()));
             continue;
         }
         let org_key = (org, channel);
@@ -560,39 +606,51 @@ async fn deliver(state: &Arc<AppState>, now: DateTime<Utc>) -> Result<(), ApiErr
             }
             if hourly.get(&org_key).copied().unwrap_or(0) >= u64::from(limit) {
                 add(&state.metrics.notifications_rate_limited, 1);
-                defer(state, id, t + 60).await?;
+                deferred.push((id, t + 60));
                 continue;
             }
         }
-        let subscriber = n.notification.subscriber_id;
-        let subscriber_key = (subscriber, channel);
-        if let Entry::Vacant(e) = daily.entry(subscriber_key) {
-            let day_ago = t - 86_400;
-            let sent = state
-                .store
-                .run(move |s| s.sent_to_subscriber_since(subscriber, channel, day_ago))
-                .await?;
-            e.insert(sent);
-        }
+        let subscriber_key = (n.notification.subscriber_id, channel);
         if daily.get(&subscriber_key).copied().unwrap_or(0)
             >= u64::from(policy.per_subscriber_per_day)
         {
             add(&state.metrics.notifications_rate_limited, 1);
-            defer(state, id, t + 3600).await?;
+            deferred.push((id, t + 3600));
             continue;
         }
         *hourly.entry(org_key).or_default() += 1;
         *daily.entry(subscriber_key).or_default() += 1;
-        let claimed = state
-            .store
-            .run(move |s| s.claim_notification(id, t, t + LEASE_SECONDS))
-            .await?;
-        if !claimed {
-            continue;
-        }
-        let name = names.get(&org).cloned().unwrap_or_default();
-        sends.push((n, policy, name));
+        go.push((n, policy));
     }
+    if !deferred.is_empty() {
+        state
+            .store
+            .run(move |s| {
+                for (id, until) in deferred {
+                    s.defer_notification(id, until)?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    let ids: Vec<i64> = go.iter().map(|(n, _)| n.notification.id).collect();
+    let claimed: HashSet<i64> = state
+        .store
+        .run(move |s| s.claim_notifications(&ids, t, t + LEASE_SECONDS))
+        .await?
+        .into_iter()
+        .collect();
+    let sends: Vec<_> = go
+        .into_iter()
+        .filter(|(n, _)| claimed.contains(&n.notification.id))
+        .map(|(n, policy)| {
+            let name = names
+                .get(&n.notification.org_id)
+                .cloned()
+                .unwrap_or_default();
+            (n, policy, name)
+        })
+        .collect();
     let permits = Arc::new(tokio::sync::Semaphore::new(
         state.config.notifications.concurrency.max(1),
     ));
@@ -637,14 +695,7 @@ async fn deliver(state: &Arc<AppState>, now: DateTime<Utc>) -> Result<(), ApiErr
         });
     }
     while tasks.join_next().await.is_some() {}
-    Ok(())
-}
-
-async fn defer(state: &AppState, id: i64, until: i64) -> Result<(), ApiError> {
-    state
-        .store
-        .run(move |s| s.defer_notification(id, until))
-        .await
+    Ok((handled, full))
 }
 
 fn failed(permanent: bool, error: impl Into<String>) -> Outcome {

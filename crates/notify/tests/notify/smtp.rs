@@ -103,6 +103,15 @@ struct Sink {
 
 impl Sink {
     fn start(mode: Mode, auth: Option<(&str, &str)>, cert: Option<&Cert>) -> Option<Sink> {
+        Self::start_with(mode, auth, cert, &[])
+    }
+
+    fn start_with(
+        mode: Mode,
+        auth: Option<(&str, &str)>,
+        cert: Option<&Cert>,
+        extra: &[&str],
+    ) -> Option<Sink> {
         let py = python()?;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
         let dir = tempfile::tempdir().unwrap();
@@ -129,6 +138,7 @@ impl Sink {
                     cmd.arg("--tls");
                 }
             }
+            cmd.args(extra);
             if let Some(cert) = cert {
                 cmd.arg("--cert")
                     .arg(cert.path("cert.pem"))
@@ -654,4 +664,43 @@ fn dkim_key_that_is_not_one_is_refused() {
     cfg.dkim = Some(dkim_config(path));
     let e = EmailSender::new(&cfg).unwrap_err();
     assert!(e.to_string().contains("dkim"), "{e}");
+}
+
+#[tokio::test]
+async fn sessions_are_reused_and_one_the_server_closed_is_replaced() {
+    let Some(sink) = Sink::start_with(Mode::Plain, None, None, &["--idle-timeout", "1"]) else {
+        return;
+    };
+    let mut cfg = config(sink.port, SmtpSecurity::None, None);
+    cfg.pool_size = 1;
+    let sender = EmailSender::new(&cfg).unwrap();
+    for i in 1..=5 {
+        sender
+            .send(
+                "a@example.net",
+                &notice(),
+                &format!("n{i}@hub.example"),
+                "20261201-00000001",
+            )
+            .await
+            .unwrap();
+    }
+    let connections: Vec<u64> = (1..=5)
+        .map(|i| sink.message(i).1["connection"].as_u64().unwrap())
+        .collect();
+    assert_eq!(connections, vec![1; 5], "one session for all five");
+    // The server drops the quiet session; the next message still goes,
+    // on a new one.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sender
+        .send(
+            "a@example.net",
+            &notice(),
+            "n6@hub.example",
+            "20261201-00000001",
+        )
+        .await
+        .unwrap();
+    assert_eq!(sink.message(6).1["connection"], 2);
+    assert_eq!(sink.received(), 6);
 }
