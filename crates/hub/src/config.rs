@@ -211,7 +211,8 @@ pub struct NotificationConfig {
     /// The hub's public address, for acknowledgement and verification links
     /// in e-mail and SMS (`https://hub.example.vn`).
     pub public_url: String,
-    /// Where subscribers get the free scanner.
+    /// Where subscribers get a free scanner and removal tools (default:
+    /// the national cyberspace portal's).
     pub scanner_url: String,
     /// The operator's name in warnings when the organisation has none.
     pub sender_name: String,
@@ -248,7 +249,7 @@ impl Default for NotificationConfig {
             enabled: true,
             interval: Duration::from_secs(5),
             public_url: "http://127.0.0.1:8080".into(),
-            scanner_url: "http://127.0.0.1:8080/scanner".into(),
+            scanner_url: "https://khonggianmang.vn/".into(),
             sender_name: "Khiên".into(),
             templates_dir: None,
             smtp: None,

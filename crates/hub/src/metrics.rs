@@ -26,6 +26,7 @@ pub(crate) struct Metrics {
     pub notifications_sent: AtomicU64,
     pub notifications_failed: AtomicU64,
     pub notifications_rate_limited: AtomicU64,
+    pub notifications_cancelled: AtomicU64,
 }
 
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -114,6 +115,7 @@ impl Metrics {
                     "{result=\"rate_limited\"}",
                     get(&self.notifications_rate_limited),
                 ),
+                ("{result=\"cancelled\"}", get(&self.notifications_cancelled)),
             ],
         );
         family(

@@ -141,6 +141,9 @@ vocabulary!(
         Failed => "failed",
         /// The subscriber acknowledged it.
         Acknowledged => "acknowledged",
+        /// No longer needed: its case was acknowledged or resolved before
+        /// it went out (or before the call was made, the bill printed).
+        Cancelled => "cancelled",
     }
 );
 

@@ -450,22 +450,24 @@ fn classify(e: &ureq::Error) -> SendError {
 pub struct DeliveryReport {
     /// The provider's message id ([`SmsSent::provider_id`]).
     pub id: String,
-    pub delivered: bool,
+    /// `Some(true)` delivered, `Some(false)` failed, `None` still on its way
+    /// (a provider's intermediate status such as `sent` or `queued`).
+    pub delivered: Option<bool>,
     pub error: Option<String>,
 }
 
 impl DeliveryReport {
-    /// The report in the webhook's own shape (`status` is `delivered` or
-    /// `failed`), which [`parse_delivery_report`] reads back.
+    /// The report in the webhook's own shape (`status` is `delivered`,
+    /// `failed` or `sent`), which [`parse_delivery_report`] reads back.
     pub fn to_json(&self) -> Vec<u8> {
         let mut obj = serde_json::Map::new();
         obj.insert("id".into(), self.id.clone().into());
         obj.insert(
             "status".into(),
-            if self.delivered {
-                "delivered"
-            } else {
-                "failed"
+            match self.delivered {
+                Some(true) => "delivered",
+                Some(false) => "failed",
+                None => "sent",
             }
             .into(),
         );
@@ -479,9 +481,12 @@ impl DeliveryReport {
 /// Webhook body: JSON {"id": "...", "status": "delivered"|"failed"|"undelivered"|"expired", "error": "..."} (also accept "message_id" for id).
 ///
 /// Ids may be strings or integers; status is case-insensitive; an empty
-/// `error` counts as none. Any other status (providers' intermediate
-/// `sent`, `queued`, …) is an error, for the caller to acknowledge and
-/// ignore.
+/// `error` counts as none. The intermediate statuses providers report on
+/// the way (`sent`, `queued`, `accepted`, `submitted`, `buffered`,
+/// `enroute`, `pending`, `scheduled`) parse with `delivered: None`, so the
+/// receiver can answer 200 and change nothing: a gateway that retries
+/// every non-2xx answer would otherwise retry them forever. Any other
+/// status is an error.
 pub fn parse_delivery_report(body: &[u8]) -> Result<DeliveryReport, Error> {
     let bad = |reason: String| Error::DeliveryReport { reason };
     let value: serde_json::Value =
@@ -509,8 +514,10 @@ pub fn parse_delivery_report(body: &[u8]) -> Result<DeliveryReport, Error> {
         .and_then(serde_json::Value::as_str)
         .ok_or_else(|| bad("no \"status\" string".into()))?;
     let delivered = match status.trim().to_ascii_lowercase().as_str() {
-        "delivered" => true,
-        "failed" | "undelivered" | "expired" => false,
+        "delivered" => Some(true),
+        "failed" | "undelivered" | "expired" => Some(false),
+        "sent" | "queued" | "accepted" | "submitted" | "buffered" | "enroute" | "pending"
+        | "scheduled" => None,
         other => return Err(bad(format!("unknown status {other:?}"))),
     };
     let error = match obj.get("error") {
@@ -711,7 +718,7 @@ mod tests {
             r,
             DeliveryReport {
                 id: "m-1".into(),
-                delivered: true,
+                delivered: Some(true),
                 error: None
             }
         );
@@ -720,11 +727,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.id, "12345");
-        assert!(!r.delivered);
+        assert_eq!(r.delivered, Some(false));
         assert_eq!(r.error.as_deref(), Some("absent subscriber"));
         for status in ["failed", "expired", "Undelivered"] {
             let body = format!(r#"{{"id": "x", "status": "{status}"}}"#);
-            assert!(!parse_delivery_report(body.as_bytes()).unwrap().delivered);
+            let r = parse_delivery_report(body.as_bytes()).unwrap();
+            assert_eq!(r.delivered, Some(false), "{status}");
+        }
+        for status in ["sent", "QUEUED", "accepted", "enroute"] {
+            let body = format!(r#"{{"id": "x", "status": "{status}"}}"#);
+            let r = parse_delivery_report(body.as_bytes()).unwrap();
+            assert_eq!(r.delivered, None, "{status}");
         }
         let r = parse_delivery_report(br#"{"id": "x", "status": "failed", "error": 34}"#).unwrap();
         assert_eq!(r.error.as_deref(), Some("34"));
@@ -743,7 +756,7 @@ mod tests {
             b"{\"id\": 1.5, \"status\": \"delivered\"}",
             b"{\"id\": {}, \"status\": \"delivered\"}",
             b"{\"id\": \"x\"}",
-            b"{\"id\": \"x\", \"status\": \"sent\"}",
+            b"{\"id\": \"x\", \"status\": \"read-by-martians\"}",
             b"{\"id\": \"x\", \"status\": 1}",
             b"{\"id\": \"x\", \"status\": \"failed\", \"error\": []}",
             b"\xff\xfe",
@@ -766,13 +779,18 @@ mod tests {
         for r in [
             DeliveryReport {
                 id: "a\"b".into(),
-                delivered: true,
+                delivered: Some(true),
                 error: None,
             },
             DeliveryReport {
                 id: "42".into(),
-                delivered: false,
+                delivered: Some(false),
                 error: Some("hết hạn".into()),
+            },
+            DeliveryReport {
+                id: "m-7".into(),
+                delivered: None,
+                error: None,
             },
         ] {
             assert_eq!(parse_delivery_report(&r.to_json()).unwrap(), r);

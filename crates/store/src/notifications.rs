@@ -109,7 +109,8 @@ pub struct NotificationFilter {
     pub created_from: Option<i64>,
     /// Created before this.
     pub created_to: Option<i64>,
-    /// Only call-queue or bill rows not marked done.
+    /// Only call-queue or bill rows still to handle: not marked done, not
+    /// cancelled, of a case that still needs work.
     pub open_only: bool,
 }
 
@@ -390,6 +391,22 @@ impl Store {
             .iter()
             .map(context)
             .collect()
+    }
+
+    /// Cancels the due notifications whose case no longer needs them:
+    /// resolved, or acknowledged after they were planned (by the
+    /// subscriber or by staff). Returns how many.
+    pub fn cancel_stale_notifications(&mut self, now: i64) -> Result<u64, Error> {
+        let n = self.backend.execute(
+            "UPDATE notifications SET status = 'cancelled', done_at = ?1
+             WHERE status = 'queued' AND next_attempt_at <= ?1
+               AND EXISTS (SELECT 1 FROM cases c WHERE c.id = notifications.case_id
+                   AND (c.state = 'resolved'
+                        OR (c.state = 'acknowledged'
+                            AND c.state_changed_at >= notifications.created_at)))",
+            vals![now],
+        )?;
+        Ok(n)
     }
 
     /// Takes a due notification for sending until `lease_until`; false
@@ -716,7 +733,11 @@ impl Store {
                        AND (CAST(?5 AS BIGINT) IS NULL OR n.case_id = ?5)
                        AND (CAST(?6 AS BIGINT) IS NULL OR n.created_at >= ?6)
                        AND (CAST(?7 AS BIGINT) IS NULL OR n.created_at < ?7)
-                       AND (?8 = 0 OR n.done_at IS NULL)
+                       AND (?8 = 0 OR (n.done_at IS NULL
+                            AND n.status IN ('queued', 'sent', 'delivered')
+                            AND c.state <> 'resolved'
+                            AND NOT (c.state = 'acknowledged'
+                                     AND c.state_changed_at >= n.created_at)))
                      ORDER BY n.id LIMIT ?9"
                 ),
                 &[
@@ -788,6 +809,16 @@ impl Store {
                  WHERE (id = ?1 OR (case_id = ?3 AND channel = 'web'))
                    AND status IN ('queued', 'sent', 'delivered')",
                 vals![id, now, case_id],
+            )?;
+            // The rest of the round has nothing left to say: warnings not
+            // yet sent, calls not yet made, bill notes not yet printed.
+            b.execute(
+                "UPDATE notifications SET status = 'cancelled', done_at = ?2
+                 WHERE case_id = ?1 AND id <> ?3
+                   AND (status = 'queued'
+                        OR (channel IN ('call-queue', 'bill') AND status IN ('sent', 'delivered')
+                            AND done_at IS NULL))",
+                vals![case_id, now, id],
             )?;
             let text = format!("acknowledged by the subscriber ({via}, {ticket})");
             if state.can_move_to(CaseState::Acknowledged) {

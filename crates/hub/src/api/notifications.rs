@@ -87,7 +87,8 @@ pub(crate) struct NotificationDetail {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct NotificationQuery {
-    /// queued, sent, delivered, failed (the dead-letter list), acknowledged.
+    /// queued, sent, delivered, failed (the dead-letter list), acknowledged,
+    /// cancelled.
     pub status: Option<String>,
     /// email, sms, web, call-queue, bill.
     pub channel: Option<String>,

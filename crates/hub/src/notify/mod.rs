@@ -50,6 +50,10 @@ const PLAN_PAGE: u32 = 1000;
 /// How long a claimed notification is reserved for its sender.
 const LEASE_SECONDS: i64 = 300;
 
+/// How long a queued notification of an organisation whose warnings are
+/// switched off waits before it is looked at again.
+const DISABLED_HOLD_SECONDS: i64 = 600;
+
 /// What the engine delivers with.
 pub(crate) struct Notifier {
     pub templates: Templates,
@@ -109,6 +113,15 @@ impl Notifier {
             })
             .transpose()?
             .map(Arc::new);
+        if (email.is_some() || sms.is_some()) && links_stay_on_this_host(&n.public_url) {
+            // Not refused: a test or a single-machine trial is fine with it.
+            tracing::warn!(
+                event = "hub_notifications_public_url_local",
+                public_url = %n.public_url,
+                "acknowledgement and verification links in e-mail and SMS point at this \
+                 machine; set notifications.public_url to the hub's public address"
+            );
+        }
         let mut notice_org_ids = Vec::new();
         for l in &n.notice {
             let org = store.org_by_slug(&l.org)?.ok_or_else(|| Error::Config {
@@ -293,6 +306,19 @@ async fn plan(state: &AppState, notifier: &Notifier, now: DateTime<Utc>) -> Resu
         }
     }
     Ok(total)
+}
+
+/// Whether links under `public_url` only work on the hub's own machine.
+fn links_stay_on_this_host(public_url: &str) -> bool {
+    let Ok(url) = url::Url::parse(public_url) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
 }
 
 fn secs(d: std::time::Duration) -> i64 {
@@ -522,10 +548,14 @@ async fn deliver(state: &Arc<AppState>, now: DateTime<Utc>) -> Result<(u64, bool
         Channel::Email,
         Channel::Sms,
     ];
-    let due = state
+    let (cancelled, due) = state
         .store
-        .run(move |s| s.due_notifications(t, &all, batch))
+        .run(move |s| {
+            let cancelled = s.cancel_stale_notifications(t)?;
+            Ok((cancelled, s.due_notifications(t, &all, batch)?))
+        })
         .await?;
+    add(&state.metrics.notifications_cancelled, cancelled);
     let full = due.len() >= batch as usize;
     let handled = due.len() as u64;
     if due.is_empty() {
@@ -540,6 +570,17 @@ async fn deliver(state: &Arc<AppState>, now: DateTime<Utc>) -> Result<(u64, bool
             names.insert(org, operator_name(state, org).await);
         }
     }
+    // An organisation that switched warnings off holds what it had queued
+    // too; it goes out within ten minutes of their being switched on again.
+    let (due, held): (Vec<_>, Vec<_>) = due.into_iter().partition(|n| {
+        policies
+            .get(&n.notification.org_id)
+            .is_none_or(|p| p.enabled)
+    });
+    let mut deferred: Vec<(i64, i64)> = held
+        .iter()
+        .map(|n| (n.notification.id, t + DISABLED_HOLD_SECONDS))
+        .collect();
     // Web notices go up, call-queue and bill rows become exportable, at once.
     let (instant, personal): (Vec<_>, Vec<_>) = due.into_iter().partition(|n| {
         matches!(
@@ -583,7 +624,6 @@ async fn deliver(state: &Arc<AppState>, now: DateTime<Utc>) -> Result<(u64, bool
             .await?;
         daily.extend(counts.into_iter().map(|(sub, n)| ((sub, channel), n)));
     }
-    let mut deferred: Vec<(i64, i64)> = Vec::new();
     let mut go = Vec::new();
     for n in personal {
         let id = n.notification.id;

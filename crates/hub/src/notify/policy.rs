@@ -42,13 +42,15 @@ pub struct NotificationPolicy {
     /// Rounds at most (the first warning included).
     pub max_rounds: u32,
     pub escalations: Vec<Escalation>,
-    /// No e-mail, SMS or call before or after these local hours
-    /// (Asia/Ho_Chi_Minh), `"21:00-07:00"`; empty for none.
+    /// No e-mail or SMS between these local hours (Asia/Ho_Chi_Minh),
+    /// `"21:00-07:00"`; empty for none. Web notices and the call-queue and
+    /// bill exports are not held back.
     pub quiet_hours: String,
-    /// Most notifications per hour and channel for the whole organisation.
+    /// Most notifications per hour and channel for the whole organisation
+    /// (`email` and `sms`: the others reach nobody at once).
     #[schema(value_type = BTreeMap<String, u32>)]
     pub per_hour: BTreeMap<Channel, u32>,
-    /// Most notifications per subscriber, channel and day.
+    /// Most e-mails, and most SMS, per subscriber and day.
     pub per_subscriber_per_day: u32,
     /// Tries before a notification goes to the dead-letter list.
     pub max_attempts: u32,
@@ -110,11 +112,21 @@ impl NotificationPolicy {
         if self.max_attempts == 0 {
             return bad("max_attempts", "at least 1");
         }
-        if self.remind_every.is_zero() || self.ack_link_valid.is_zero() {
-            return bad(
-                "remind_every",
-                "remind_every and ack_link_valid must be longer than 0",
-            );
+        if self.remind_every.is_zero() {
+            return bad("remind_every", "must be longer than 0");
+        }
+        if self.ack_link_valid.is_zero() {
+            return bad("ack_link_valid", "must be longer than 0");
+        }
+        if let Some(c) = self
+            .per_hour
+            .keys()
+            .find(|c| !matches!(c, Channel::Email | Channel::Sms))
+        {
+            return Err((
+                "per_hour".to_string(),
+                format!("only email and sms are limited, not {c}"),
+            ));
         }
         if !self.quiet_hours.is_empty() && self.quiet_window().is_none() {
             return bad("quiet_hours", "write it as HH:MM-HH:MM, e.g. 21:00-07:00");
@@ -214,5 +226,15 @@ mod tests {
             ..NotificationPolicy::default()
         };
         assert_eq!(bad.validate().expect_err("bad").0, "quiet_hours");
+        let web_limit: NotificationPolicy =
+            serde_json::from_str(r#"{"per_hour": {"web": 10}}"#).expect("parses");
+        let (field, reason) = web_limit.validate().expect_err("web is not limited");
+        assert_eq!(field, "per_hour");
+        assert!(reason.contains("web"), "{reason}");
+        let no_link = NotificationPolicy {
+            ack_link_valid: Duration::ZERO,
+            ..NotificationPolicy::default()
+        };
+        assert_eq!(no_link.validate().expect_err("bad").0, "ack_link_valid");
     }
 }

@@ -393,6 +393,13 @@ pub(crate) struct Verification {
     pub channel: Option<Channel>,
     pub issued_at: Option<chrono::DateTime<chrono::Utc>>,
     pub message: String,
+    /// The malware family the warning is about (when genuine), and what
+    /// to do about it: a printed bill note or a call has no room for the
+    /// steps, so checking the warning is also where to read them.
+    pub family: Option<String>,
+    pub guidance: Option<guidance::Guidance>,
+    /// Where to get the free scanner (when genuine).
+    pub scanner_url: Option<String>,
 }
 
 async fn verify(
@@ -430,6 +437,9 @@ async fn verify(
                 operator,
                 channel: Some(n.notification.channel),
                 issued_at: Some(n.notification.created_at),
+                guidance: Some(guidance::guidance(lang, &n.family)),
+                family: Some(n.family),
+                scanner_url: Some(state.config.notifications.scanner_url.clone()),
             }
         }
         None => Verification {
@@ -438,6 +448,9 @@ async fn verify(
             channel: None,
             issued_at: None,
             message: guidance::message(lang, "verify_not_genuine", &[]),
+            family: None,
+            guidance: None,
+            scanner_url: None,
         },
     })
 }
@@ -491,14 +504,26 @@ pub(crate) async fn verify_page(
         lang: None,
     };
     match verify(&state, &q, lang).await {
-        Ok(v) => html(
-            StatusCode::OK,
-            page(
-                lang,
-                &title,
-                &format!("<p><strong>{}</strong></p>{form}", escape(&v.message)),
-            ),
-        ),
+        Ok(v) => {
+            let mut body = format!("<p><strong>{}</strong></p>", escape(&v.message));
+            if let Some(g) = &v.guidance {
+                body.push_str(&format!("<h2>{}</h2><ol>", escape(&g.title)));
+                for step in &g.steps {
+                    body.push_str(&format!("<li>{}</li>", escape(step)));
+                }
+                body.push_str("</ol>");
+            }
+            if let Some(url) = v.scanner_url.as_deref().filter(|u| !u.is_empty()) {
+                body.push_str(&format!(
+                    "<p>{} <a href=\"{}\">{}</a></p>",
+                    escape(&guidance::message(lang, "verify_scanner", &[])),
+                    escape(url),
+                    escape(url)
+                ));
+            }
+            body.push_str(&form);
+            html(StatusCode::OK, page(lang, &title, &body))
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -515,7 +540,7 @@ pub(crate) struct ReportOutcome {
 /// (`X-Khien-Signature: sha256=<hex HMAC-SHA256 of the body>`).
 #[utoipa::path(post, path = "/api/v1/sms/delivery-reports", tag = "notifications",
     request_body(content = String, content_type = "application/json",
-        description = "{\"id\": \"<the gateway's id or our ticket>\", \"status\": \"delivered|failed|undelivered|expired\", \"error\": \"…\"}"),
+        description = "{\"id\": \"<the gateway's id or our ticket>\", \"status\": \"delivered|failed|undelivered|expired\", \"error\": \"…\"}; intermediate statuses (sent, queued, accepted, submitted, buffered, enroute, pending, scheduled) are answered 200 and change nothing"),
     responses((status = 200, body = ReportOutcome),
         (status = 401, description = "Missing or wrong signature", body = crate::error::ProblemSchema),
         (status = 404, description = "No notification has this id", body = crate::error::ProblemSchema),
@@ -559,7 +584,11 @@ pub(crate) async fn delivery_report(
             let Some(n) = n.filter(|n| n.channel == Channel::Sms) else {
                 return Ok(None);
             };
-            s.notification_delivered(n.id, report.delivered, report.error.as_deref(), now)?;
+            // An intermediate status changes nothing; it is still answered
+            // 200 so that the gateway stops sending it.
+            if let Some(delivered) = report.delivered {
+                s.notification_delivered(n.id, delivered, report.error.as_deref(), now)?;
+            }
             s.notification(n.org_id, n.id)
         })
         .await?

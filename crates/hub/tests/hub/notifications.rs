@@ -619,6 +619,13 @@ fn a_new_case_warns_by_email_sms_and_a_notice_only_its_address_sees(db: &TestDb)
         (Some(true), Some("ISP isp"))
     );
     assert!(v["message"].as_str().unwrap().contains("genuine"));
+    // Checking a warning is also where its guidance is read (a bill note
+    // or a call has no room for the steps).
+    assert_eq!(v["family"], "mirai");
+    assert!(
+        !v["guidance"]["steps"].as_array().unwrap().is_empty(),
+        "{v}"
+    );
     let forged_ticket = format!("{}9", &web_ticket[..16]);
     let v = hub
         .get(
@@ -627,8 +634,18 @@ fn a_new_case_warns_by_email_sms_and_a_notice_only_its_address_sees(db: &TestDb)
         )
         .json();
     assert_eq!(v["genuine"], false);
+    assert!(v["guidance"].is_null() && v["family"].is_null(), "{v}");
     let page = hub.get(&format!("/verify?ticket={web_ticket}&code={code}"), &[]);
-    assert!(String::from_utf8_lossy(&page.body).contains("ISP isp"));
+    let page = unescape(&String::from_utf8_lossy(&page.body));
+    assert!(page.contains("ISP isp"));
+    let vi = hub
+        .get(
+            &format!("/api/v1/notices/verify?ticket={web_ticket}&code={code}"),
+            &[],
+        )
+        .json();
+    let first_step = vi["guidance"]["steps"][0].as_str().unwrap();
+    assert!(page.contains(first_step), "the steps on the page: {page}");
 
     // The case timeline shows each notification.
     let case_id = email[0]["case_id"].as_i64().unwrap();
@@ -1285,6 +1302,15 @@ fn delivery_reports_are_signed_and_name_a_known_message(db: &TestDb) {
         "sent",
         "no change yet"
     );
+    // A provider's status on the way is taken (so the gateway stops
+    // retrying it) and changes nothing; one we do not know is refused.
+    let on_the_way = r#"{"id": "gw-1", "status": "ENROUTE"}"#;
+    let r = report(on_the_way, Some(sign(on_the_way)));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "sent");
+    let odd = r#"{"id": "gw-1", "status": "read"}"#;
+    let p = report(odd, Some(sign(odd))).problem(422);
+    assert!(p["detail"].as_str().unwrap().contains("status"), "{p}");
     let r = report(body, Some(sign(body)));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["status"], "delivered");

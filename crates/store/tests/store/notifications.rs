@@ -17,6 +17,7 @@ store_tests!(
     claimed_once_sent_moves_the_case_and_failures_retry_or_die,
     acknowledgement_moves_the_case_and_ends_web_notices,
     escalations_and_exports_and_delivery_reports,
+    warnings_not_yet_out_are_cancelled_when_the_case_no_longer_needs_them,
 );
 
 const T0: i64 = 1_795_500_000;
@@ -445,4 +446,120 @@ fn escalations_and_exports_and_delivery_reports(db: &TestDb) {
         "only call-queue and bill"
     );
     let _ = case;
+}
+
+fn warnings_not_yet_out_are_cancelled_when_the_case_no_longer_needs_them(db: &TestDb) {
+    let mut s = db.open();
+    let (org, case) = setup(&mut s);
+    let c = s.cases_to_notify(org, T0, 3, GRACE, 100).unwrap().remove(0);
+    let channels = [Channel::Email, Channel::Web, Channel::CallQueue];
+    let made = s
+        .plan_notifications(
+            org,
+            &c,
+            &channels.map(|channel| NewNotification { channel, round: 1 }),
+            Some(1),
+            T0,
+        )
+        .unwrap();
+    let (email, web, call) = (made[0].0, made[1].0, made[2].0);
+    // The notice and the call-queue row are out; the e-mail waits for the
+    // end of quiet hours.
+    s.notification_sent(web, T0, None).unwrap();
+    s.notification_sent(call, T0, None).unwrap();
+    s.defer_notification(email, T0 + 3600).unwrap();
+    let open_calls = |s: &mut Store| {
+        s.notifications(
+            org,
+            &NotificationFilter {
+                channel: Some(Channel::CallQueue),
+                open_only: true,
+                ..NotificationFilter::default()
+            },
+            Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .unwrap()
+        .len()
+    };
+    assert_eq!(open_calls(&mut s), 1);
+    // The subscriber acknowledges on the notice page.
+    s.acknowledge_notification(web, "web", T0 + 60).unwrap();
+    let status = |s: &mut Store, id: i64| {
+        s.notification(org, id)
+            .unwrap()
+            .unwrap()
+            .notification
+            .status
+    };
+    assert_eq!(status(&mut s, web), NotificationStatus::Acknowledged);
+    assert_eq!(status(&mut s, email), NotificationStatus::Cancelled);
+    assert_eq!(status(&mut s, call), NotificationStatus::Cancelled);
+    assert_eq!(open_calls(&mut s), 0, "nobody calls about it");
+    assert!(
+        s.due_notifications(T0 + 7200, &channels, 10)
+            .unwrap()
+            .is_empty(),
+        "the e-mail does not go out after quiet hours"
+    );
+    assert!(
+        !s.mark_notification_done(org, call, T0 + 7200).unwrap(),
+        "a cancelled row is not marked done"
+    );
+
+    // Hits long after the acknowledgement: a new round, whose e-mail is
+    // still queued when the case resolves.
+    record_hit(&mut s, org, c.subscriber_id, "b2", T0 + 2 * GRACE);
+    let again = s
+        .cases_to_notify(org, T0 + 2 * GRACE, 3, GRACE, 100)
+        .unwrap()
+        .remove(0);
+    let round2 = s
+        .plan_notifications(
+            org,
+            &again,
+            &[NewNotification {
+                channel: Channel::Email,
+                round: 2,
+            }],
+            Some(2),
+            T0 + 2 * GRACE,
+        )
+        .unwrap();
+    let later = T0 + 2 * GRACE + 10;
+    assert_eq!(
+        s.cancel_stale_notifications(later).unwrap(),
+        0,
+        "still needed"
+    );
+    assert_eq!(s.due_notifications(later, &channels, 10).unwrap().len(), 1);
+    let cutoff = Utc.timestamp_opt(T0 + 2 * GRACE, 0).single().unwrap();
+    assert_eq!(s.resolve_quiet_cases(cutoff, 7).unwrap(), 1);
+    assert_eq!(
+        s.case(org, case).unwrap().unwrap().state,
+        CaseState::Resolved
+    );
+    assert_eq!(s.cancel_stale_notifications(later).unwrap(), 1);
+    assert_eq!(status(&mut s, round2[0].0), NotificationStatus::Cancelled);
+    assert!(
+        s.due_notifications(later, &channels, 10)
+            .unwrap()
+            .is_empty()
+    );
+    let cancelled = s
+        .notifications(
+            org,
+            &NotificationFilter {
+                status: Some(NotificationStatus::Cancelled),
+                ..NotificationFilter::default()
+            },
+            Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .unwrap();
+    assert_eq!(cancelled.len(), 3, "listed by their status");
 }
