@@ -22,10 +22,10 @@
 //!   is resolved once more, through the inside address at the same time;
 //! - IPv6 prefixes (delegated /56, /64 …) are tried longest first.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use khien_store::AssignmentRow;
 
 /// What an interval points at.
@@ -137,6 +137,38 @@ impl AttributionIndex {
         self.skipped
     }
 
+    /// The addresses (IPv4) and prefixes (IPv6) that one of `subscribers`
+    /// holds on its own at `t`, from sessions and leases, sorted. Public
+    /// addresses with CGNAT port blocks are left out: they are shared, and
+    /// the operator's resolvers see the inside address anyway.
+    pub fn held_by(&self, subscribers: &HashSet<i64>, t: i64) -> Vec<IpNet> {
+        let holder = |a: &Address| {
+            if !a.blocks.is_empty() {
+                return None;
+            }
+            match latest_covering(a.plain.iter(), t)?.target {
+                Target::Subscriber(s) if subscribers.contains(&s) => Some(()),
+                _ => None,
+            }
+        };
+        let mut out: Vec<IpNet> = self
+            .v4
+            .iter()
+            .filter(|(_, a)| holder(a).is_some())
+            .map(|(&bits, _)| IpNet::V4(Ipv4Net::from(Ipv4Addr::from(bits))))
+            .chain(
+                self.v6
+                    .iter()
+                    .filter(|(_, a)| holder(a).is_some())
+                    .filter_map(|(&(len, bits), _)| {
+                        Ipv6Net::new(Ipv6Addr::from(bits), len).ok().map(IpNet::V6)
+                    }),
+            )
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     fn address(&self, addr: IpAddr) -> Option<&Address> {
         match addr {
             IpAddr::V4(a) => self.v4.get(&u32::from(a)),
@@ -224,6 +256,35 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("address")
+    }
+
+    #[test]
+    fn held_by_lists_current_sessions_of_the_given_subscribers_only() {
+        let mut cgnat = row("203.0.113.7/32", Some(1), 100, None);
+        cgnat.ports = Some((1024, 2047));
+        let idx = AttributionIndex::from_rows(&[
+            row("113.161.1.2/32", Some(1), 100, Some(200)),
+            row("113.161.1.2/32", Some(2), 3700, None),
+            row("113.161.1.9/32", Some(1), 3000, None),
+            row("2405:4800:1::/56", Some(1), 100, None),
+            row("113.161.1.4/32", Some(3), 100, None),
+            cgnat,
+        ]);
+        let wanted: HashSet<i64> = [1].into_iter().collect();
+        let text = |t| {
+            idx.held_by(&wanted, t)
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            text(150),
+            ["113.161.1.2/32", "2405:4800:1::/56"],
+            "the shared CGNAT address is not listed"
+        );
+        // Later the first address went to subscriber 2, and 1 has another.
+        assert_eq!(text(4000), ["113.161.1.9/32", "2405:4800:1::/56"]);
+        assert!(idx.held_by(&HashSet::new(), 4000).is_empty());
     }
 
     #[test]

@@ -890,6 +890,29 @@ impl Store {
         )? == 1)
     }
 
+    /// The subscribers of `org_id` with a web notice up (as
+    /// [`Store::active_web_notices`]) that was posted at or after `since`.
+    pub fn subscribers_with_web_notices(
+        &mut self,
+        org_id: i64,
+        since: i64,
+    ) -> Result<Vec<i64>, Error> {
+        self.backend
+            .query(
+                "SELECT DISTINCT n.subscriber_id
+                 FROM notifications n JOIN cases c ON c.id = n.case_id
+                 WHERE n.org_id = ?1 AND n.channel = 'web'
+                   AND n.status IN ('sent', 'delivered') AND n.sent_at >= ?2
+                   AND (c.state IN ('open', 'notified', 'reinfected')
+                        OR (c.state = 'acknowledged' AND n.created_at > c.state_changed_at))
+                 ORDER BY n.subscriber_id",
+                vals![org_id, since],
+            )?
+            .iter()
+            .map(|r| r.int(0))
+            .collect()
+    }
+
     /// The web notices of a subscriber that are up: sent or delivered and
     /// not acknowledged, of a case still needing work (for an acknowledged
     /// case, only notices of a round after the acknowledgement).

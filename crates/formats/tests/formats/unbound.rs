@@ -7,18 +7,14 @@
 //! `dig` the test is skipped, loudly — and fails when `CI=true`.
 #![allow(clippy::print_stderr)]
 
-use std::net::{TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
 use khien_formats::warninglist::WarninglistSet;
 use khien_formats::write::{self, RpzAction, RpzOptions, WalledGarden};
 use khien_model::{Confidence, Family, Indicator, Observable, SourceAttributes, ThreatType, Tlp};
-
-const UNBOUND: &str = "/usr/sbin/unbound";
-const CHECKCONF: &str = "/usr/sbin/unbound-checkconf";
+use khien_testkit::unbound::{self, Answer, Unbound};
 
 /// Names the authoritative side serves, and what.
 const ZONES: [(&str, &[&str]); 6] = [
@@ -35,149 +31,6 @@ const ZONES: [(&str, &[&str]); 6] = [
     ("v6host.net", &["v6host.net. AAAA 2a0b:4140::5"]),
     ("clean.example.org", &["clean.example.org. A 203.0.113.9"]),
 ];
-
-fn tools_present() -> bool {
-    let dig = Command::new("dig")
-        .arg("-v")
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if Path::new(UNBOUND).exists() && Path::new(CHECKCONF).exists() && dig {
-        return true;
-    }
-    let msg = "unbound and dig are needed (Debian packages `unbound` and `bind9-dnsutils`)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("\n*** SKIP: {msg}; not found ***\n");
-    false
-}
-
-/// A free local port for both UDP and TCP (Unbound listens on both).
-fn free_port() -> u16 {
-    loop {
-        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind tcp");
-        let port = tcp.local_addr().expect("addr").port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// A running Unbound, killed when dropped.
-struct Unbound {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Unbound {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Unbound {
-    fn start(dir: &Path, name: &str, body: &str) -> Unbound {
-        let port = free_port();
-        let log = dir.join(format!("{name}.log"));
-        let conf = dir.join(format!("{name}.conf"));
-        let text = format!(
-            "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  do-daemonize: no\n  \
-             use-syslog: no\n  logfile: \"{log}\"\n  username: \"\"\n  chroot: \"\"\n  \
-             directory: \"{dir}\"\n  pidfile: \"{dir}/{name}.pid\"\n  num-threads: 1\n  \
-             access-control: 127.0.0.0/8 allow\n  verbosity: 1\n  qname-minimisation: no\n  \
-             do-not-query-localhost: no\n{body}\nremote-control:\n  control-enable: no\n",
-            log = log.display(),
-            dir = dir.display(),
-        );
-        std::fs::write(&conf, text).expect("write config");
-        let check = Command::new(CHECKCONF)
-            .arg(&conf)
-            .output()
-            .expect("run unbound-checkconf");
-        assert!(
-            check.status.success(),
-            "unbound-checkconf {name}: {}{}",
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
-        );
-        let child = Command::new(UNBOUND)
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start unbound");
-        let mut server = Unbound { child, port, log };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("unbound exited with {status}:\n{}", self.log_text());
-            }
-            let ok = Command::new("dig")
-                .args([
-                    "@127.0.0.1",
-                    "-p",
-                    &self.port.to_string(),
-                    "+time=1",
-                    "+tries=1",
-                ])
-                .args(["version.server", "CH", "TXT"])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "unbound not ready on port {}:\n{}",
-            self.port,
-            self.log_text()
-        );
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// (status, answer data) of `name`/`qtype`.
-    fn query(&self, name: &str, qtype: &str) -> (String, Vec<String>) {
-        let out = Command::new("dig")
-            .args([
-                "@127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "+time=3",
-                "+tries=2",
-            ])
-            .args(["+noall", "+comments", "+answer", name, qtype])
-            .output()
-            .expect("run dig");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let status = text
-            .split("status: ")
-            .nth(1)
-            .and_then(|s| s.split(',').next())
-            .unwrap_or_else(|| panic!("no status in dig output:\n{text}"))
-            .to_string();
-        let answers = text
-            .lines()
-            .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
-            .filter_map(|l| l.split_whitespace().last().map(str::to_string))
-            .collect();
-        (status, answers)
-    }
-}
 
 fn indicator(value: &str, t: ThreatType) -> Indicator {
     let when = Utc
@@ -256,7 +109,7 @@ fn write_zone(path: &Path, items: &[Indicator], action: RpzAction) -> write::Rpz
 
 #[test]
 fn unbound_applies_the_exported_policy() {
-    if !tools_present() {
+    if !unbound::present() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -277,33 +130,37 @@ fn unbound_applies_the_exported_policy() {
     let auth = authoritative(dir.path());
     assert_eq!(
         auth.query("evil-c2.com", "A"),
-        ("NOERROR".into(), vec!["203.0.113.5".into()])
+        Answer::new("NOERROR", &["203.0.113.5"])
     );
     let res = resolver(dir.path(), "resolver", &zone, auth.port);
 
-    assert_eq!(res.query("evil-c2.com", "A").0, "NXDOMAIN");
-    assert_eq!(res.query("www.evil-c2.com", "A").0, "NXDOMAIN", "wildcard");
+    assert_eq!(res.query("evil-c2.com", "A").status, "NXDOMAIN");
+    assert_eq!(
+        res.query("www.evil-c2.com", "A").status,
+        "NXDOMAIN",
+        "wildcard"
+    );
     assert_eq!(
         res.query("google.com", "A"),
-        ("NOERROR".into(), vec!["142.250.1.1".into()])
+        Answer::new("NOERROR", &["142.250.1.1"])
     );
     assert_eq!(
         res.query("clean.example.org", "A"),
-        ("NOERROR".into(), vec!["203.0.113.9".into()])
+        Answer::new("NOERROR", &["203.0.113.9"])
     );
     // rpz-ip: the names are not listed, their answers are.
     assert_eq!(
-        res.query("cnc-ip.net", "A").0,
+        res.query("cnc-ip.net", "A").status,
         "NXDOMAIN",
         "rpz-ip on 185.100.87.1"
     );
     assert_eq!(
-        res.query("cidr-host.net", "A").0,
+        res.query("cidr-host.net", "A").status,
         "NXDOMAIN",
         "rpz-ip on 45.9.148.0/24"
     );
     assert_eq!(
-        res.query("v6host.net", "AAAA").0,
+        res.query("v6host.net", "AAAA").status,
         "NXDOMAIN",
         "rpz-ip on 2a0b:4140::/32"
     );
@@ -326,21 +183,21 @@ fn unbound_applies_the_exported_policy() {
     let res = resolver(dir.path(), "garden", &garden, auth.port);
     assert_eq!(
         res.query("evil-c2.com", "A"),
-        ("NOERROR".into(), vec!["192.0.2.1".into()])
+        Answer::new("NOERROR", &["192.0.2.1"])
     );
     assert_eq!(
         res.query("www.evil-c2.com", "A"),
-        ("NOERROR".into(), vec!["192.0.2.1".into()])
+        Answer::new("NOERROR", &["192.0.2.1"])
     );
     assert_eq!(
         res.query("google.com", "A"),
-        ("NOERROR".into(), vec!["142.250.1.1".into()])
+        Answer::new("NOERROR", &["142.250.1.1"])
     );
 }
 
 #[test]
 fn unbound_loads_a_large_zone() {
-    if !tools_present() {
+    if !unbound::present() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -370,8 +227,8 @@ fn unbound_loads_a_large_zone() {
         items.len(),
         start.elapsed()
     );
-    assert_eq!(res.query("evil-c2.com", "A").0, "NXDOMAIN");
-    assert_eq!(res.query("google.com", "A").0, "NOERROR");
+    assert_eq!(res.query("evil-c2.com", "A").status, "NXDOMAIN");
+    assert_eq!(res.query("google.com", "A").status, "NOERROR");
     let log = res.log_text();
     assert!(!log.to_lowercase().contains("error"), "{log}");
 }

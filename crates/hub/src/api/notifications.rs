@@ -455,6 +455,129 @@ pub(crate) async fn export(
         .into_response())
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct GardenQuery {
+    /// `json` (default), `text` (one network a line), `unbound`
+    /// (`access-control-tag` lines for an `include:`) or `bind` (an `acl`).
+    pub format: Option<String>,
+    /// Only notices posted within this long (default `7d`): the walled
+    /// garden is a reminder, not a permanent detour.
+    pub max_age: Option<String>,
+    /// The tag (Unbound) or ACL name (BIND); default `khien-garden`.
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GardenClients {
+    pub generated_at: DateTime<Utc>,
+    /// Subscribers with a web notice up.
+    pub subscribers: usize,
+    /// The addresses (IPv4, `/32`) and delegated prefixes (IPv6) they hold
+    /// now, from the organisation's attribution uploads.
+    pub clients: Vec<String>,
+}
+
+/// The walled garden's client list: where the subscribers with a web
+/// notice up are now, for the resolvers that send them to the notice
+/// listener (`docs/notifications.md`); an audited read.
+#[utoipa::path(get, path = "/api/v1/notices/clients", tag = "notifications", params(GardenQuery),
+    responses((status = 200, description = "JSON, or a text, Unbound or BIND fragment", body = GardenClients),
+        (status = 400, body = crate::error::ProblemSchema)))]
+pub(crate) async fn garden_clients(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+    QueryParams(q): QueryParams<GardenQuery>,
+) -> Result<Response, ApiError> {
+    p.require(Permission::Read)?;
+    let bad = |field: &'static str, reason: String| {
+        ApiError::new(Problem::InvalidQuery, format!("{field}: {reason}")).with_field(field)
+    };
+    let max_age = match q.max_age.as_deref() {
+        None => std::time::Duration::from_secs(7 * 86_400),
+        Some(v) => humantime_serde::re::humantime::parse_duration(v)
+            .map_err(|e| bad("max_age", format!("{v:?}: {e} (e.g. 7d)")))?,
+    };
+    let tag = q.tag.as_deref().unwrap_or("khien-garden");
+    if tag.is_empty()
+        || tag.len() > 63
+        || !tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(bad("tag", "1 to 63 letters, digits, - or _".into()));
+    }
+    let format = q.format.as_deref().unwrap_or("json");
+    if !matches!(format, "json" | "text" | "unbound" | "bind") {
+        return Err(bad(
+            "format",
+            format!("{format:?}: json, text, unbound or bind"),
+        ));
+    }
+    let now = state.clock.now();
+    let since = now.timestamp() - i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX / 2);
+    let org = p.org_id;
+    let subscribers = state
+        .store
+        .run(move |s| s.subscribers_with_web_notices(org, since))
+        .await?;
+    let wanted: std::collections::HashSet<i64> = subscribers.iter().copied().collect();
+    let clients: Vec<String> = state
+        .attribution
+        .get(org)
+        .map(|index| index.held_by(&wanted, now.timestamp()))
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    audit(
+        &state,
+        &p,
+        Some(org),
+        "notice.clients",
+        None,
+        Some(serde_json::json!({"subscribers": wanted.len(), "clients": clients.len()})),
+    )
+    .await?;
+    let text = |body: String| {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            body,
+        )
+            .into_response()
+    };
+    let stamp = format!("generated {}", now.to_rfc3339());
+    Ok(match format {
+        "text" => text(clients.iter().map(|c| format!("{c}\n")).collect()),
+        // An include file: valid with no clients too.
+        "unbound" => text(format!(
+            "# khien walled garden, {stamp}\nserver:\n{}",
+            clients
+                .iter()
+                .map(|c| format!("    access-control-tag: {c} \"{tag}\"\n"))
+                .collect::<String>()
+        )),
+        // `none` keeps an empty list valid.
+        "bind" => text(format!(
+            "// khien walled garden, {stamp}\nacl \"{tag}\" {{\n    none;\n{}}};\n",
+            clients
+                .iter()
+                .map(|c| format!("    {c};\n"))
+                .collect::<String>()
+        )),
+        _ => Json(GardenClients {
+            generated_at: now,
+            subscribers: wanted.len(),
+            clients,
+        })
+        .into_response(),
+    })
+}
+
 /// The organisation's notification policy (its own, or the hub's default).
 #[utoipa::path(get, path = "/api/v1/notification-policy", tag = "notifications",
     responses((status = 200, body = NotificationPolicy)))]

@@ -3,16 +3,18 @@
 //! HTTP gateway, the walled-garden notice seen from the infected address
 //! and from others, acknowledgement and verification, reminders and
 //! escalations on a test clock, rate limits under 10,000 new cases, an SMTP
-//! outage, forged tokens, and the bad inputs of the issue.
+//! outage, forged tokens, the walled garden's client list in a real Unbound
+//! resolver, and the bad inputs of the issue.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 use khien_hub::{ManualClock, NoticeListener};
 use khien_notify::{GatewayConfig, SmtpConfig, SmtpSecurity};
+use khien_testkit::unbound::{self, Answer, Unbound};
 
 use super::*;
 
@@ -26,6 +28,7 @@ hub_tests!(
     delivery_reports_are_signed_and_name_a_known_message,
     quiet_hours_and_per_subscriber_limits_defer_warnings,
     a_broken_template_override_stops_the_hub_naming_file_and_line,
+    the_walled_garden_sends_only_subscribers_with_a_notice_to_the_listener,
 );
 
 /// The secret the test gateway signs delivery reports with.
@@ -475,6 +478,16 @@ fn ack_path(text: &str) -> String {
         .to_string()
 }
 
+/// The token of the acknowledgement form on a notice page.
+fn notice_form_token(page: &str) -> String {
+    page.split("name=\"token\" value=\"")
+        .nth(1)
+        .or_else(|| page.split("token=").nth(1))
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("the acknowledgement form: {page}"))
+        .to_string()
+}
+
 fn case_of(hub: &TestHub, op: &Operator, id: i64) -> Value {
     hub.call("GET", &format!("/api/v1/cases/{id}"), &op.admin, None)
         .json()
@@ -664,16 +677,7 @@ fn a_new_case_warns_by_email_sms_and_a_notice_only_its_address_sees(db: &TestDb)
 
     // Acknowledging from the notice ends it and moves the case.
     let (_, page) = http_from(&hub, "127.0.0.1", notice, "GET", "/", "");
-    let form_token = page
-        .split("name=\"token\" value=\"")
-        .nth(1)
-        .map(|s| s.split('"').next().unwrap().to_string())
-        .or_else(|| {
-            page.split("token=")
-                .nth(1)
-                .map(|s| s.split('"').next().unwrap().to_string())
-        })
-        .expect("the acknowledgement form");
+    let form_token = notice_form_token(&page);
     let (status, done) = http_from(
         &hub,
         "127.0.0.1",
@@ -1425,4 +1429,158 @@ fn a_broken_template_override_stops_the_hub_naming_file_and_line(db: &TestDb) {
     )
     .unwrap();
     build(templates.path()).expect("a good override loads");
+}
+
+/// The walled garden's client list, in the `format` asked for.
+fn garden(hub: &TestHub, key: &str, query: &str) -> Reply {
+    hub.call("GET", &format!("/api/v1/notices/clients{query}"), key, None)
+}
+
+/// An Unbound resolver that sends the clients of `include` (the hub's
+/// `format=unbound` list) asking for `neverssl.com` to the notice
+/// listener (127.0.0.1), through a tagged RPZ zone; everybody else gets
+/// the real answer from `auth`.
+fn garden_resolver(dir: &Path, name: &str, include: &str, auth_port: u16) -> Unbound {
+    let clients = dir.join(format!("{name}-clients.conf"));
+    std::fs::write(&clients, include).unwrap();
+    let zone = dir.join("garden.rpz");
+    std::fs::write(
+        &zone,
+        "$TTL 60\n@ SOA localhost. hostmaster.localhost. 1 3600 600 86400 60\n\
+         @ NS localhost.\nneverssl.com A 127.0.0.1\n",
+    )
+    .unwrap();
+    Unbound::start(
+        dir,
+        name,
+        &format!(
+            "  module-config: \"respip iterator\"\n  define-tag: \"khien-garden\"\n  \
+             include: \"{}\"\nrpz:\n  name: \"garden.khien.\"\n  zonefile: \"{}\"\n  \
+             tags: \"khien-garden\"\nstub-zone:\n  name: \"neverssl.com.\"\n  \
+             stub-addr: 127.0.0.1@{auth_port}\n",
+            clients.display(),
+            zone.display()
+        ),
+    )
+}
+
+fn the_walled_garden_sends_only_subscribers_with_a_notice_to_the_listener(db: &TestDb) {
+    let op = isp(db);
+    let (_, other_admin) = operator(db, "other");
+    let clock = clock();
+    // No SMTP or SMS: the web notice is the channel.
+    let hub = TestHub::start_with_clock(db, clock.clone(), |c| notifying(c, None, None));
+    let notice = hub.notice_addrs[0];
+    subscribers(
+        &hub,
+        &op,
+        "id,email,identities\nG-1,g1@example.vn,g1@fiber\nG-2,g2@example.vn,g2@fiber\n",
+        &[("g1@fiber", "127.0.0.3"), ("g2@fiber", "127.0.0.4")],
+    );
+    let clients = |key: &str| -> Vec<String> {
+        let r = garden(&hub, key, "");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        serde_json::from_value(r.json()["clients"].clone()).unwrap()
+    };
+    assert!(clients(&op.admin).is_empty(), "no notice, nobody listed");
+
+    infect(&hub, &op, "g1", &["127.0.0.3"], "mirai");
+    eventually("the notice is up and listed", || {
+        clients(&op.admin) == ["127.0.0.3/32"]
+    });
+    assert!(clients(&other_admin).is_empty(), "another tenant's");
+    let text = garden(&hub, &op.admin, "?format=text");
+    assert_eq!(String::from_utf8_lossy(&text.body), "127.0.0.3/32\n");
+    let bind = garden(&hub, &op.admin, "?format=bind&tag=garden_1");
+    let bind = String::from_utf8_lossy(&bind.body).into_owned();
+    assert!(
+        bind.contains("acl \"garden_1\" {\n    none;\n    127.0.0.3/32;\n};"),
+        "{bind}"
+    );
+    for (query, field) in [
+        ("?format=xml", "format"),
+        ("?max_age=soon", "max_age"),
+        ("?tag=a%20b", "tag"),
+        ("?color=red", "color"),
+    ] {
+        let p = garden(&hub, &op.admin, query).problem(400);
+        assert!(p.to_string().contains(field), "{query}: {p}");
+    }
+    // A notice older than max_age no longer sends anybody to the garden.
+    assert_eq!(
+        garden(&hub, &op.admin, "?max_age=1h").json()["clients"],
+        serde_json::json!(["127.0.0.3/32"])
+    );
+    clock.advance(chrono::Duration::hours(2));
+    assert_eq!(
+        garden(&hub, &op.admin, "?max_age=1h").json()["clients"],
+        serde_json::json!([])
+    );
+
+    // A real resolver with the list: the infected address is sent to the
+    // notice listener, its neighbour resolves normally.
+    let unbound_list = garden(&hub, &op.admin, "?format=unbound");
+    let unbound_list = String::from_utf8_lossy(&unbound_list.body).into_owned();
+    let resolvers = unbound::present().then(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = Unbound::start(
+            dir.path(),
+            "auth",
+            "  local-zone: \"neverssl.com.\" static\n  \
+             local-data: \"neverssl.com. A 198.51.100.7\"\n",
+        );
+        let res = garden_resolver(dir.path(), "garden", &unbound_list, auth.port);
+        assert_eq!(
+            res.query_from("127.0.0.3", "neverssl.com", "A"),
+            Answer::new("NOERROR", &["127.0.0.1"]),
+            "the infected subscriber is sent to the notice"
+        );
+        assert_eq!(
+            res.query_from("127.0.0.4", "neverssl.com", "A"),
+            Answer::new("NOERROR", &["198.51.100.7"]),
+            "the neighbour is not"
+        );
+        (dir, auth)
+    });
+
+    // The subscriber acknowledges on the notice page: off the list.
+    let (_, page) = http_from(&hub, "127.0.0.3", notice, "GET", "/", "");
+    let token = notice_form_token(&page);
+    let (status, _) = http_from(
+        &hub,
+        "127.0.0.3",
+        notice,
+        "POST",
+        "/khien-notice/acknowledge",
+        &format!("token={token}"),
+    );
+    assert_eq!(status, 200);
+    assert!(clients(&op.admin).is_empty());
+    let unbound_list = garden(&hub, &op.admin, "?format=unbound");
+    let unbound_list = String::from_utf8_lossy(&unbound_list.body).into_owned();
+    assert!(
+        !unbound_list.contains("access-control-tag"),
+        "{unbound_list}"
+    );
+    if let Some((dir, auth)) = resolvers {
+        let res = garden_resolver(dir.path(), "after", &unbound_list, auth.port);
+        assert_eq!(
+            res.query_from("127.0.0.3", "neverssl.com", "A"),
+            Answer::new("NOERROR", &["198.51.100.7"]),
+            "let through after the acknowledgement"
+        );
+    }
+    // Every list is an audited read.
+    let audit = hub
+        .call(
+            "GET",
+            "/api/v1/audit?action=notice.clients",
+            &op.admin,
+            None,
+        )
+        .json();
+    assert!(
+        audit["items"].as_array().is_some_and(|a| !a.is_empty()),
+        "{audit}"
+    );
 }
