@@ -287,7 +287,7 @@ fn hits_open_cases_which_resolve_when_quiet_and_reinfect_when_back() {
         );
         let text = preview["text"].as_str().expect("text");
         assert!(
-            text.contains("/verify") && text.contains("/scanner"),
+            text.contains("/verify") && text.contains("https://khonggianmang.vn/"),
             "how to check it and the scanner: {text}"
         );
         assert!(
