@@ -4,6 +4,12 @@
 //! API, and a resolver log replayed through the sensor to the hub — so a
 //! newcomer sees cases, statistics and lookups at once.
 //!
+//! The demo operator also has a walled-garden notice listener on the port
+//! after the hub's (8081 by default), and one more subscriber at 127.0.0.1
+//! whose device the replayed log shows infected: the newcomer's own
+//! browser sees the warning there and can acknowledge it, as a subscriber
+//! would.
+//!
 //! The sample resolver log is a year old; the replay moves its times so
 //! that it ends a few minutes ago, otherwise every case would be resolved
 //! for lack of recent hits. Loading twice is harmless: a second start only
@@ -28,6 +34,7 @@ use crate::i18n::t;
 use crate::output;
 
 const ORG: &str = "demo-isp";
+const ORG_NAME: &str = "ISP Demo (VN)";
 const SENSOR: &str = "demo-resolver";
 const LOG: &str = include_str!("../../../examples/telemetry/unbound-queries.log");
 /// Real trail lists (maltrail, MIT), with the family each names.
@@ -47,8 +54,9 @@ const FEEDS: [(&str, &str); 3] = [
 ];
 
 /// Subscribers of the demo operator: (id, name, e-mail, phone, address
-/// the RADIUS log gives them).
-const SUBSCRIBERS: [(&str, &str, &str, &str, &str); 6] = [
+/// the RADIUS log gives them). The last one is this machine, so that a
+/// browser here sees its web notice.
+const SUBSCRIBERS: [(&str, &str, &str, &str, &str); 7] = [
     (
         "HN-0001",
         "Nguyễn Văn An",
@@ -91,7 +99,45 @@ const SUBSCRIBERS: [(&str, &str, &str, &str, &str); 6] = [
         "0918 333 406",
         "113.161.0.143",
     ),
+    (
+        "HN-0007",
+        "Đỗ Thị Yến",
+        "yen.do@example.vn",
+        "0912 345 607",
+        "127.0.0.1",
+    ),
 ];
+
+/// What the subscriber at 127.0.0.1 asked for: a FluBot C&C name from
+/// the imported trail.
+const LOCAL_QUERY: &str = "127.0.0.1 aanwraenfbhdaaf.cn. A IN";
+
+/// Readies `config` for the demo before the hub starts: the demo operator
+/// exists (its notice listener names it) and has a notice listener on the
+/// port after the hub's, unless the configuration has listeners already.
+pub fn prepare(config: &mut HubConfig) -> anyhow::Result<()> {
+    let (mut store, _) = khien_hub::open_admin_store(config)?;
+    if store.org_by_slug(ORG)?.is_none() {
+        store.create_org(ORG, ORG_NAME, OrgRole::Operator)?;
+    }
+    // Links in the demo's warnings go to this hub, wherever it listens.
+    if config.notifications.public_url == khien_hub::NotificationConfig::default().public_url
+        && config.listen.port() != 0
+    {
+        config.notifications.public_url = format!("http://{}", config.listen);
+    }
+    if config.notifications.notice.is_empty() {
+        let mut listen = config.listen;
+        if listen.port() != 0 {
+            listen.set_port(listen.port().saturating_add(1));
+        }
+        config.notifications.notice.push(khien_hub::NoticeListener {
+            org: ORG.into(),
+            listen,
+        });
+    }
+    Ok(())
+}
 
 /// What the demo loaded, for the newcomer.
 #[derive(Debug, Serialize)]
@@ -106,6 +152,8 @@ pub struct DemoReport {
     pub user: String,
     pub setup_token: String,
     pub base: String,
+    /// The walled-garden notice this machine's browser sees.
+    pub notice: Option<String>,
 }
 
 impl DemoReport {
@@ -131,6 +179,9 @@ impl DemoReport {
             "demo.user",
             &[("email", &self.user), ("token", &self.setup_token)],
         ));
+        if let Some(url) = &self.notice {
+            output::line(&t("demo.notice", &[("url", url)]));
+        }
         Ok(())
     }
 }
@@ -174,12 +225,18 @@ fn shifted_log() -> String {
         |line: &str| -> Option<i64> { line.strip_prefix('[')?.split(']').next()?.parse().ok() };
     let last = LOG.lines().filter_map(stamp).max().unwrap_or(0);
     let shift = Utc::now().timestamp() - 300 - last;
-    LOG.lines()
+    let mut log: String = LOG
+        .lines()
         .map(|l| match (stamp(l), l.find(']')) {
             (Some(t), Some(end)) => format!("[{}{}\n", t + shift, &l[end..]),
             _ => format!("{l}\n"),
         })
-        .collect()
+        .collect();
+    log.push_str(&format!(
+        "[{}] unbound[1811:0] info: {LOCAL_QUERY}\n",
+        last + shift
+    ));
+    log
 }
 
 fn post(
@@ -218,15 +275,29 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// Loads the demo into the hub at `base` (which serves `config`).
-pub fn load(config: &HubConfig, base: &str) -> anyhow::Result<DemoReport> {
+pub fn load(
+    config: &HubConfig,
+    base: &str,
+    notice: Option<std::net::SocketAddr>,
+) -> anyhow::Result<DemoReport> {
     let (mut store, _) = khien_hub::open_admin_store(config)?;
     let dir = config.data_dir.join("demo");
     std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
-    let fresh = store.org_by_slug(ORG)?.is_none();
     let org = match store.org_by_slug(ORG)? {
         Some(o) => o,
-        None => store.create_org(ORG, "ISP Demo (VN)", OrgRole::Operator)?,
+        None => store.create_org(ORG, ORG_NAME, OrgRole::Operator)?,
     };
+    // [`prepare`] may have made the organisation: its subscribers say
+    // whether the demo was loaded before.
+    let fresh = store
+        .subscribers(
+            org.id,
+            khien_store::Page {
+                after: None,
+                limit: 1,
+            },
+        )?
+        .is_empty();
     let (_, api_key) = store.create_api_key(&NewApiKey {
         org_id: org.id,
         name: "demo-admin",
@@ -306,6 +377,7 @@ pub fn load(config: &HubConfig, base: &str) -> anyhow::Result<DemoReport> {
         user: email.into(),
         setup_token,
         base: base.into(),
+        notice: notice.map(|a| format!("http://127.0.0.1:{}/", a.port())),
     })
 }
 

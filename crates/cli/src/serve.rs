@@ -86,6 +86,9 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let json = global.json;
     let demo = args.demo;
+    if demo {
+        crate::demo::prepare(&mut config).context("preparing the demo")?;
+    }
     let result = runtime.block_on(async move {
         let hub = config.clone().build().await.context("starting the hub")?;
         let addr = hub.local_addr();
@@ -116,11 +119,12 @@ pub fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 ));
             }
         }
+        let notice = hub.notice_addrs().first().copied();
         let handle = hub.spawn();
         if demo {
             let base = format!("http://{addr}");
             let c = config.clone();
-            let report = tokio::task::spawn_blocking(move || crate::demo::load(&c, &base))
+            let report = tokio::task::spawn_blocking(move || crate::demo::load(&c, &base, notice))
                 .await
                 .context("the demo")??;
             report.print(json)?;

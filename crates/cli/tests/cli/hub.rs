@@ -294,6 +294,110 @@ fn serve_prints_its_address_answers_and_stops_on_sigterm() {
     });
 }
 
+/// A form POST over a plain socket; returns the status line and the body.
+fn http_post_form(addr: &str, path: &str, form: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .expect("send");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read");
+    let status = reply.lines().next().unwrap_or("").to_string();
+    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[test]
+fn serve_demo_shows_this_machine_its_warning_and_takes_its_acknowledgement() {
+    both(|db| {
+        // A known port: the demo's links name it (with port 0 they keep the
+        // default address, as the hub learns its port only when bound).
+        let port = super::sensor::free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_khien"))
+            .args(["serve", "--demo", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--database", &db.url, "--json"])
+            .env("KHIEN_LOG", "warn")
+            .env("KHIEN_DATA_DIR", db.data_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn khien serve --demo");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut values =
+            serde_json::Deserializer::from_reader(stdout).into_iter::<serde_json::Value>();
+        let started = values.next().expect("the start").expect("JSON");
+        let hub = started["listen"].as_str().expect("listen").to_string();
+        let report = values.next().expect("the demo report").expect("JSON");
+        assert!(report["cases"].as_u64() >= Some(1), "{report}");
+        let notice = report["notice"].as_str().expect("a notice URL").to_string();
+        let notice = notice
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        // The engine posts the notice on its next run (every 5 s).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let page = loop {
+            let (status, page) = http_get(&notice, "/");
+            assert!(status.contains("200"), "{status}");
+            if page.contains("flubot") {
+                break page;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no warning for 127.0.0.1: {page}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        };
+        assert!(page.contains("127.0.0.1"), "the address seen: {page}");
+        assert!(
+            page.contains(&format!(
+                "http:&#x2f;&#x2f;{}&#x2f;verify",
+                hub.replace('/', "&#x2f;")
+            )),
+            "links to this hub: {page}"
+        );
+        let token = page
+            .split("token=")
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .expect("the acknowledgement form");
+        let (status, done) = http_post_form(
+            &notice,
+            "/khien-notice/acknowledge",
+            &format!("token={token}"),
+        );
+        assert!(status.contains("200"), "{status}: {done}");
+        let (_, page) = http_get(&notice, "/");
+        assert!(
+            page.contains("Không có cảnh báo"),
+            "the notice is gone: {page}"
+        );
+        let key = report["api_key"].as_str().expect("key");
+        let mut s = std::net::TcpStream::connect(&hub).expect("connect");
+        write!(
+            s,
+            "GET /api/v1/cases HTTP/1.1\r\nHost: {hub}\r\nAuthorization: Bearer {key}\r\n\
+             Connection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).expect("read");
+        assert_eq!(
+            reply.matches("\"state\":\"acknowledged\"").count(),
+            1,
+            "the subscriber's case moved: {reply}"
+        );
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+    });
+}
+
 #[test]
 fn rotate_encryption_key_reencrypts_contacts_under_the_new_key() {
     both(|db| {
