@@ -528,7 +528,8 @@ pub(crate) fn api_router() -> (Router<Arc<AppState>>, utoipa::openapi::OpenApi) 
         .routes(routes!(api::notifications::done))
         .routes(routes!(
             api::notifications::get_policy,
-            api::notifications::put_policy
+            api::notifications::put_policy,
+            api::notifications::delete_policy
         ))
         .routes(routes!(api::notifications::preview))
         .routes(routes!(crate::notify::web::verify_api))

@@ -238,6 +238,15 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets an organisation's own policy (the hub's default applies
+    /// again); false when it had none.
+    pub fn delete_notification_policy(&mut self, org_id: i64) -> Result<bool, Error> {
+        Ok(self.backend.execute(
+            "DELETE FROM notification_policies WHERE org_id = ?1",
+            vals![org_id],
+        )? == 1)
+    }
+
     /// Organisations that have cases still needing work.
     pub fn orgs_with_active_cases(&mut self) -> Result<Vec<i64>, Error> {
         self.backend

@@ -589,16 +589,31 @@ pub(crate) async fn get_policy(
     crate::notify::policy_of(&state, p.org_id).await.map(Json)
 }
 
-/// Set the organisation's notification policy (admins).
+/// Set the organisation's notification policy (admins). Fields left out
+/// keep the hub's default policy (`[notifications.policy]`), not the
+/// built-in one.
 #[utoipa::path(put, path = "/api/v1/notification-policy", tag = "notifications",
     request_body = NotificationPolicy,
     responses((status = 200, body = NotificationPolicy), (status = 422, body = crate::error::ProblemSchema)))]
 pub(crate) async fn put_policy(
     State(state): State<Arc<AppState>>,
     Auth(p): Auth,
-    JsonBody(policy): JsonBody<NotificationPolicy>,
+    JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<Json<NotificationPolicy>, ApiError> {
     p.require(Permission::Admin)?;
+    // The body alone first, so that a bad or unknown field is named.
+    let sent = serde_json::to_vec(&body).map_err(|e| ApiError::internal(&e))?;
+    crate::api::parse_json::<NotificationPolicy>(&sent)?;
+    let serde_json::Value::Object(sent) = body else {
+        return Err(ApiError::invalid("body", "a JSON object"));
+    };
+    let mut merged = match serde_json::to_value(&state.config.notifications.policy) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    merged.extend(sent);
+    let policy: NotificationPolicy = serde_json::from_value(serde_json::Value::Object(merged))
+        .map_err(|e| ApiError::internal(&e))?;
     policy
         .validate()
         .map_err(|(field, reason)| ApiError::invalid(field, reason))?;
@@ -619,6 +634,34 @@ pub(crate) async fn put_policy(
     )
     .await?;
     Ok(Json(policy))
+}
+
+/// Forget the organisation's own policy: the hub's default applies again
+/// (admins).
+#[utoipa::path(delete, path = "/api/v1/notification-policy", tag = "notifications",
+    responses((status = 200, description = "The policy that applies now (the hub's default)", body = NotificationPolicy)))]
+pub(crate) async fn delete_policy(
+    State(state): State<Arc<AppState>>,
+    Auth(p): Auth,
+) -> Result<Json<NotificationPolicy>, ApiError> {
+    p.require(Permission::Admin)?;
+    let org = p.org_id;
+    let had = state
+        .store
+        .run(move |s| s.delete_notification_policy(org))
+        .await?;
+    if had {
+        audit(
+            &state,
+            &p,
+            Some(org),
+            "notification_policy.reset",
+            None,
+            None,
+        )
+        .await?;
+    }
+    crate::notify::policy_of(&state, org).await.map(Json)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

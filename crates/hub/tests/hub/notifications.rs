@@ -29,6 +29,7 @@ hub_tests!(
     quiet_hours_and_per_subscriber_limits_defer_warnings,
     a_broken_template_override_stops_the_hub_naming_file_and_line,
     the_walled_garden_sends_only_subscribers_with_a_notice_to_the_listener,
+    a_policy_update_keeps_the_hubs_defaults_and_a_delete_restores_them,
 );
 
 /// The secret the test gateway signs delivery reports with.
@@ -1583,4 +1584,63 @@ fn the_walled_garden_sends_only_subscribers_with_a_notice_to_the_listener(db: &T
         audit["items"].as_array().is_some_and(|a| !a.is_empty()),
         "{audit}"
     );
+}
+
+fn a_policy_update_keeps_the_hubs_defaults_and_a_delete_restores_them(db: &TestDb) {
+    let op = isp(db);
+    let (_, other_admin) = operator(db, "other");
+    // The hub's default: no quiet hours, no escalations (unlike the
+    // built-in one).
+    let hub = TestHub::start_with_clock(db, clock(), |c| notifying(c, None, None));
+    let policy = |key: &str| {
+        hub.call("GET", "/api/v1/notification-policy", key, None)
+            .json()
+    };
+    assert_eq!(policy(&op.admin)["quiet_hours"], "");
+    let r = hub.call(
+        "PUT",
+        "/api/v1/notification-policy",
+        &op.admin,
+        Some(&serde_json::json!({"channels": ["sms"], "remind_every": "2d"})),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let mine = policy(&op.admin);
+    assert_eq!(mine["channels"], serde_json::json!(["sms"]));
+    assert_eq!(mine["remind_every"], "2days");
+    assert_eq!(
+        mine["quiet_hours"], "",
+        "left out: the hub's, not 21:00-07:00"
+    );
+    assert_eq!(mine["escalations"], serde_json::json!([]));
+    assert_eq!(
+        policy(&other_admin)["channels"],
+        serde_json::json!(["email", "sms", "web"]),
+        "another organisation keeps the hub's"
+    );
+    // Bad fields are named, and change nothing.
+    for (body, field) in [
+        (serde_json::json!({"chanels": ["sms"]}), "chanels"),
+        (serde_json::json!({"max_rounds": "many"}), "max_rounds"),
+        (serde_json::json!({"per_hour": {"bill": 5}}), "per_hour"),
+        (serde_json::json!(["sms"]), "body"),
+    ] {
+        let p = hub
+            .call("PUT", "/api/v1/notification-policy", &op.admin, Some(&body))
+            .problem(422);
+        assert!(p.to_string().contains(field), "{body}: {p}");
+    }
+    assert_eq!(policy(&op.admin)["channels"], serde_json::json!(["sms"]));
+    // Back to the hub's default.
+    let r = hub.call("DELETE", "/api/v1/notification-policy", &op.admin, None);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.json()["channels"],
+        serde_json::json!(["email", "sms", "web"])
+    );
+    assert_eq!(
+        policy(&op.admin)["channels"],
+        serde_json::json!(["email", "sms", "web"])
+    );
+    let sensor = hub.call("DELETE", "/api/v1/notification-policy", &op.sensor, None);
+    assert_eq!(sensor.status, 403, "a sensor key cannot");
 }
