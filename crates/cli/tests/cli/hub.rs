@@ -228,13 +228,14 @@ fn hub_store(db: &Db) -> khien_store::Store {
     khien_hub::open_admin_store(&config).expect("store").0
 }
 
-/// One HTTP/1.1 request over a plain socket; returns the status line and
-/// the body.
-fn http_get(addr: &str, path: &str) -> (String, String) {
+/// One HTTP/1.1 request over a plain socket: `head` is the request line
+/// and any headers after `Host`; returns the status line and the body.
+fn http(addr: &str, head: &str, body: &str) -> (String, String) {
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{head}\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .expect("send");
     let mut reply = String::new();
@@ -242,6 +243,10 @@ fn http_get(addr: &str, path: &str) -> (String, String) {
     let status = reply.lines().next().unwrap_or("").to_string();
     let body = reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     (status, body)
+}
+
+fn http_get(addr: &str, path: &str) -> (String, String) {
+    http(addr, &format!("GET {path} HTTP/1.1"), "")
 }
 
 #[test]
@@ -292,23 +297,6 @@ fn serve_prints_its_address_answers_and_stops_on_sigterm() {
             String::from_utf8_lossy(&out.stderr)
         );
     });
-}
-
-/// A form POST over a plain socket; returns the status line and the body.
-fn http_post_form(addr: &str, path: &str, form: &str) -> (String, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-        form.len()
-    )
-    .expect("send");
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).expect("read");
-    let status = reply.lines().next().unwrap_or("").to_string();
-    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
 }
 
 #[test]
@@ -365,9 +353,10 @@ fn serve_demo_shows_this_machine_its_warning_and_takes_its_acknowledgement() {
             .nth(1)
             .and_then(|t| t.split('"').next())
             .expect("the acknowledgement form");
-        let (status, done) = http_post_form(
+        let (status, done) = http(
             &notice,
-            "/khien-notice/acknowledge",
+            "POST /khien-notice/acknowledge HTTP/1.1\r\n\
+             Content-Type: application/x-www-form-urlencoded",
             &format!("token={token}"),
         );
         assert!(status.contains("200"), "{status}: {done}");
@@ -377,15 +366,11 @@ fn serve_demo_shows_this_machine_its_warning_and_takes_its_acknowledgement() {
             "the notice is gone: {page}"
         );
         let key = report["api_key"].as_str().expect("key");
-        let mut s = std::net::TcpStream::connect(&hub).expect("connect");
-        write!(
-            s,
-            "GET /api/v1/cases HTTP/1.1\r\nHost: {hub}\r\nAuthorization: Bearer {key}\r\n\
-             Connection: close\r\n\r\n"
-        )
-        .expect("send");
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).expect("read");
+        let (_, reply) = http(
+            &hub,
+            &format!("GET /api/v1/cases HTTP/1.1\r\nAuthorization: Bearer {key}"),
+            "",
+        );
         assert_eq!(
             reply.matches("\"state\":\"acknowledged\"").count(),
             1,

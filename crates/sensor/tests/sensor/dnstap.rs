@@ -5,13 +5,14 @@ use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use khien_sensor::BoundInput;
 use khien_sensor::Metrics;
 use khien_telemetry::dnstap::{CONTENT_TYPE, encode_client_query};
 use khien_telemetry::fstrm::{ControlType, Frame, FrameReader, encode_control, encode_data};
+use khien_testkit::unbound::{self, Unbound};
 
 use crate::support::*;
 
@@ -206,31 +207,6 @@ fn dnstap_hit_carries_the_port_of_the_earliest_query() {
     assert_eq!(by_client[&eight].client_port, Some(5353));
 }
 
-const UNBOUND: &str = "/usr/sbin/unbound";
-
-struct Unbound {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for Unbound {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 fn dig(port: u16, source: &str, name: &str) -> String {
     let out = Command::new("dig")
         .args(["@127.0.0.1", "-p", &port.to_string(), "-b", source])
@@ -242,7 +218,7 @@ fn dig(port: u16, source: &str, name: &str) -> String {
 
 #[test]
 fn unbound_dnstap_gives_one_hit_with_the_right_client_and_count() {
-    if !require("unbound", "unbound") || !require("dig", "bind9-dnsutils") {
+    if !unbound::present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -258,40 +234,21 @@ fn unbound_dnstap_gives_one_hit_with_the_right_client_and_count() {
     c.flush_seconds = 1;
     let running = Running::start(c);
 
-    let port = free_port();
-    let log = dir.path().join("unbound.log");
-    let conf = dir.path().join("unbound.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "server:\n  interface: 127.0.0.1\n  port: {port}\n  do-ip6: no\n  do-daemonize: no\n  \
-             use-syslog: no\n  logfile: \"{log}\"\n  username: \"\"\n  chroot: \"\"\n  \
-             directory: \"{dir}\"\n  pidfile: \"\"\n  num-threads: 1\n  \
-             access-control: 127.0.0.0/8 allow\n  verbosity: 1\n  \
-             local-zone: \"example.\" static\n  \
+    let unbound = Unbound::start(
+        dir.path(),
+        "unbound",
+        &format!(
+            "  local-zone: \"example.\" static\n  \
              local-data: \"c2.evil.example. A 203.0.113.5\"\n  \
              local-data: \"www.clean.example. A 192.0.2.80\"\n\
              dnstap:\n  dnstap-enable: yes\n  dnstap-bidirectional: yes\n  \
-             dnstap-socket-path: \"{sock}\"\n  \
+             dnstap-socket-path: \"{}\"\n  \
              dnstap-log-client-query-messages: yes\n  \
-             dnstap-log-client-response-messages: yes\n\
-             remote-control:\n  control-enable: no\n",
-            log = log.display(),
-            dir = dir.path().display(),
-            sock = sock.display(),
+             dnstap-log-client-response-messages: yes\n",
+            sock.display(),
         ),
-    )
-    .unwrap();
-    let child = Command::new(UNBOUND)
-        .arg("-d")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start unbound");
-    let unbound = Unbound { child, port, log };
-    // Ready when it answers and its dnstap writer has connected.
+    );
+    // Ready when its dnstap writer has connected too.
     let m = running.metrics.clone();
     let deadline = Instant::now() + Duration::from_secs(30);
     while dig(unbound.port, "127.0.0.1", "www.clean.example") != "192.0.2.80"
@@ -300,7 +257,7 @@ fn unbound_dnstap_gives_one_hit_with_the_right_client_and_count() {
         assert!(
             Instant::now() < deadline,
             "unbound not ready: {}",
-            std::fs::read_to_string(&unbound.log).unwrap_or_default()
+            unbound.log_text()
         );
         std::thread::sleep(Duration::from_millis(200));
     }

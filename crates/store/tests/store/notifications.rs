@@ -53,6 +53,24 @@ fn record_hit(s: &mut Store, org: i64, sub: i64, batch: &str, at: i64) {
     s.apply_pending_hits(1000).unwrap();
 }
 
+/// Call-queue rows still to handle (the open export).
+fn open_calls(s: &mut Store, org: i64) -> usize {
+    s.notifications(
+        org,
+        &NotificationFilter {
+            channel: Some(Channel::CallQueue),
+            open_only: true,
+            ..NotificationFilter::default()
+        },
+        Page {
+            after: None,
+            limit: 10,
+        },
+    )
+    .unwrap()
+    .len()
+}
+
 fn setup(s: &mut Store) -> (i64, i64) {
     let org = s.create_org("isp", "ISP", OrgRole::Operator).unwrap().id;
     s.upsert_subscribers(
@@ -421,21 +439,7 @@ fn escalations_and_exports_and_delivery_reports(db: &TestDb) {
             .is_empty(),
         "once"
     );
-    let open = s
-        .notifications(
-            org,
-            &NotificationFilter {
-                channel: Some(Channel::CallQueue),
-                open_only: true,
-                ..NotificationFilter::default()
-            },
-            Page {
-                after: None,
-                limit: 10,
-            },
-        )
-        .unwrap();
-    assert_eq!(open.len(), 1);
+    assert_eq!(open_calls(&mut s, org), 1);
     assert!(s.mark_notification_done(org, call[0].0, T0 + 20).unwrap());
     assert!(
         !s.mark_notification_done(org, call[0].0, T0 + 20).unwrap(),
@@ -468,23 +472,7 @@ fn warnings_not_yet_out_are_cancelled_when_the_case_no_longer_needs_them(db: &Te
     s.notification_sent(web, T0, None).unwrap();
     s.notification_sent(call, T0, None).unwrap();
     s.defer_notification(email, T0 + 3600).unwrap();
-    let open_calls = |s: &mut Store| {
-        s.notifications(
-            org,
-            &NotificationFilter {
-                channel: Some(Channel::CallQueue),
-                open_only: true,
-                ..NotificationFilter::default()
-            },
-            Page {
-                after: None,
-                limit: 10,
-            },
-        )
-        .unwrap()
-        .len()
-    };
-    assert_eq!(open_calls(&mut s), 1);
+    assert_eq!(open_calls(&mut s, org), 1);
     // The subscriber acknowledges on the notice page.
     s.acknowledge_notification(web, "web", T0 + 60).unwrap();
     let status = |s: &mut Store, id: i64| {
@@ -497,7 +485,7 @@ fn warnings_not_yet_out_are_cancelled_when_the_case_no_longer_needs_them(db: &Te
     assert_eq!(status(&mut s, web), NotificationStatus::Acknowledged);
     assert_eq!(status(&mut s, email), NotificationStatus::Cancelled);
     assert_eq!(status(&mut s, call), NotificationStatus::Cancelled);
-    assert_eq!(open_calls(&mut s), 0, "nobody calls about it");
+    assert_eq!(open_calls(&mut s, org), 0, "nobody calls about it");
     assert!(
         s.due_notifications(T0 + 7200, &channels, 10)
             .unwrap()
