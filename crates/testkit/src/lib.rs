@@ -4,11 +4,14 @@
 //! - [`unbound`]: Debian's Unbound on a loopback port, checked with
 //!   `unbound-checkconf` first, killed when dropped, and asked with `dig`
 //!   (optionally from another loopback source address).
+//! - [`browser`]: Debian's headless Chromium driven over WebDriver by its
+//!   ChromeDriver, with JavaScript on or off.
 //!
 //! A missing tool skips the test loudly, and fails it when `CI=true`: CI
 //! installs every peer, so a skip there would hide a broken install step.
 #![allow(clippy::print_stderr, clippy::panic, clippy::expect_used)]
 
+pub mod browser;
 pub mod unbound;
 
 use std::net::{TcpListener, UdpSocket};

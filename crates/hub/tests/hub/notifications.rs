@@ -4,7 +4,8 @@
 //! and from others, acknowledgement and verification, reminders and
 //! escalations on a test clock, rate limits under 10,000 new cases, an SMTP
 //! outage, forged tokens, the walled garden's client list in a real Unbound
-//! resolver, and the bad inputs of the issue.
+//! resolver, the notice read and acknowledged in a real headless Chromium
+//! with JavaScript off, and the bad inputs of the issue.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use std::sync::Mutex;
 
 use khien_hub::{ManualClock, NoticeListener};
 use khien_notify::{GatewayConfig, SmtpConfig, SmtpSecurity};
+use khien_testkit::browser::{self, Browser};
 use khien_testkit::unbound::{self, Answer, Unbound};
 
 use super::*;
@@ -30,6 +32,7 @@ hub_tests!(
     a_broken_template_override_stops_the_hub_naming_file_and_line,
     the_walled_garden_sends_only_subscribers_with_a_notice_to_the_listener,
     a_policy_update_keeps_the_hubs_defaults_and_a_delete_restores_them,
+    the_web_notice_is_read_and_acknowledged_in_a_real_browser_without_javascript,
 );
 
 /// The secret the test gateway signs delivery reports with.
@@ -1643,4 +1646,46 @@ fn a_policy_update_keeps_the_hubs_defaults_and_a_delete_restores_them(db: &TestD
     );
     let sensor = hub.call("DELETE", "/api/v1/notification-policy", &op.sensor, None);
     assert_eq!(sensor.status, 403, "a sensor key cannot");
+}
+
+fn the_web_notice_is_read_and_acknowledged_in_a_real_browser_without_javascript(db: &TestDb) {
+    if !browser::present() {
+        return;
+    }
+    let op = isp(db);
+    let hub = TestHub::start_with_clock(db, clock(), |c| notifying(c, None, None));
+    let notice = hub.notice_addrs[0];
+    subscribers(
+        &hub,
+        &op,
+        "id,email,identities\nB-1,b1@example.vn,b1@fiber\n",
+        &[("b1@fiber", "127.0.0.1")],
+    );
+    infect(&hub, &op, "b1", &["127.0.0.1"], "mirai");
+    eventually("the notice is up", || {
+        !notifications(&hub, &op, "&channel=web&status=sent").is_empty()
+    });
+    let ticket = notifications(&hub, &op, "&channel=web")[0]["ticket"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let b = Browser::start(false, "vi");
+    assert!(!b.scripts_run(), "JavaScript is off in this browser");
+    // Whatever page the subscriber meant to open.
+    b.open(&format!("http://{notice}/news/today.html"));
+    let text = b.text();
+    assert!(text.contains("mirai") && text.contains(&ticket), "{text}");
+    assert!(text.contains("127.0.0.1"), "the address seen: {text}");
+    assert!(!b.source().to_lowercase().contains("<script"), "no scripts");
+    b.click("form button");
+    eventually("the acknowledgement page", || {
+        b.text().contains("Đã ghi nhận")
+    });
+    let case_id = notifications(&hub, &op, "&channel=web")[0]["case_id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(case_of(&hub, &op, case_id)["state"], "acknowledged");
+    b.open(&format!("http://{notice}/"));
+    assert!(b.text().contains("Không có cảnh báo"), "{}", b.text());
 }
