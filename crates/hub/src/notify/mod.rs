@@ -91,8 +91,9 @@ impl Notifier {
             path: None,
             reason: format!("notifications.templates_dir: {e}"),
         })?;
-        let email = n
-            .smtp
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let (smtp, sms_config) = secrets_from(n, env);
+        let email = smtp
             .as_ref()
             .map(|s| {
                 EmailSender::new(s).map_err(|e| Error::Config {
@@ -102,8 +103,7 @@ impl Notifier {
             })
             .transpose()?
             .map(Arc::new);
-        let sms = n
-            .sms
+        let sms = sms_config
             .as_ref()
             .map(|s| {
                 SmsGateway::new(s.clone()).map_err(|e| Error::Config {
@@ -137,8 +137,7 @@ impl Notifier {
             templates,
             email,
             sms,
-            webhook_secret: n
-                .sms
+            webhook_secret: sms_config
                 .as_ref()
                 .and_then(|s| s.webhook_secret.as_ref())
                 .map(|s| s.as_bytes().to_vec()),
@@ -306,6 +305,41 @@ async fn plan(state: &AppState, notifier: &Notifier, now: DateTime<Utc>) -> Resu
         }
     }
     Ok(total)
+}
+
+/// The SMTP and SMS settings with the secrets the configuration leaves
+/// out taken from the environment, as the hub's keys are: the SMTP
+/// password from `KHIEN_SMTP_PASSWORD` (when a username is set), the
+/// delivery-report secret from `KHIEN_SMS_WEBHOOK_SECRET`, and the
+/// gateway's `Authorization` header from `KHIEN_SMS_AUTHORIZATION`. A
+/// value in the file wins.
+fn secrets_from(
+    n: &crate::config::NotificationConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> (
+    Option<khien_notify::SmtpConfig>,
+    Option<khien_notify::GatewayConfig>,
+) {
+    let smtp = n.smtp.clone().map(|mut s| {
+        if s.username.is_some() && s.password.is_none() {
+            s.password = env("KHIEN_SMTP_PASSWORD");
+        }
+        s
+    });
+    let sms = n.sms.clone().map(|mut s| {
+        if s.webhook_secret.is_none() {
+            s.webhook_secret = env("KHIEN_SMS_WEBHOOK_SECRET");
+        }
+        let has_auth = s
+            .headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("authorization"));
+        if !has_auth && let Some(v) = env("KHIEN_SMS_AUTHORIZATION") {
+            s.headers.insert("Authorization".into(), v);
+        }
+        s
+    });
+    (smtp, sms)
 }
 
 /// Whether links under `public_url` only work on the hub's own machine.
@@ -818,5 +852,72 @@ async fn send_one(
                 Err(e) => failed(e.permanent, e.message),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::NotificationConfig;
+
+    fn smtp(username: Option<&str>, password: Option<&str>) -> khien_notify::SmtpConfig {
+        let mut text = String::from("host = \"relay.isp.vn\"\nport = 587\nfrom = \"a@isp.vn\"\n");
+        if let Some(u) = username {
+            text.push_str(&format!("username = \"{u}\"\n"));
+        }
+        if let Some(p) = password {
+            text.push_str(&format!("password = \"{p}\"\n"));
+        }
+        toml::from_str(&text).expect("smtp")
+    }
+
+    fn gateway(extra: &str) -> khien_notify::GatewayConfig {
+        toml::from_str(&format!(
+            "url = \"https://sms.isp.vn/send\"\nbody_template = \"{{}}\"\nsender = \"ISP\"\n{extra}"
+        ))
+        .expect("gateway")
+    }
+
+    #[test]
+    fn secrets_left_out_of_the_file_come_from_the_environment() {
+        let env = |name: &str| Some(format!("env-{name}"));
+        let n = NotificationConfig {
+            smtp: Some(smtp(Some("noc"), None)),
+            sms: Some(gateway("")),
+            ..NotificationConfig::default()
+        };
+        let (s, g) = secrets_from(&n, env);
+        let (s, g) = (s.expect("smtp"), g.expect("sms"));
+        assert_eq!(s.password.as_deref(), Some("env-KHIEN_SMTP_PASSWORD"));
+        assert_eq!(
+            g.webhook_secret.as_deref(),
+            Some("env-KHIEN_SMS_WEBHOOK_SECRET")
+        );
+        assert_eq!(
+            g.headers.get("Authorization").map(String::as_str),
+            Some("env-KHIEN_SMS_AUTHORIZATION")
+        );
+        // The file wins, and no username means no password.
+        let n = NotificationConfig {
+            smtp: Some(smtp(Some("noc"), Some("file"))),
+            sms: Some(gateway(
+                "webhook_secret = \"file\"\nheaders = { authorization = \"Basic file\" }\n",
+            )),
+            ..NotificationConfig::default()
+        };
+        let (s, g) = secrets_from(&n, env);
+        let (s, g) = (s.expect("smtp"), g.expect("sms"));
+        assert_eq!(s.password.as_deref(), Some("file"));
+        assert_eq!(g.webhook_secret.as_deref(), Some("file"));
+        assert_eq!(g.headers.len(), 1, "{:?}", g.headers);
+        let n = NotificationConfig {
+            smtp: Some(smtp(None, None)),
+            ..NotificationConfig::default()
+        };
+        assert_eq!(secrets_from(&n, env).0.expect("smtp").password, None);
+        assert_eq!(
+            secrets_from(&NotificationConfig::default(), env),
+            (None, None)
+        );
     }
 }
