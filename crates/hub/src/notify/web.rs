@@ -262,11 +262,18 @@ async fn acknowledge(
             if org.is_some_and(|o| o != n.notification.org_id) {
                 return Ok(None);
             }
-            s.acknowledge_notification(id, via, now)
+            Ok(s.acknowledge_notification(id, via, now)?
+                .map(|_| n.notification.language))
         })
         .await;
     match found {
-        Ok(Some(_)) => message_page(lang, StatusCode::OK, "ack_done_title", "ack_done"),
+        // In the language of the notice just read, not the browser's.
+        Ok(Some(notice_lang)) => message_page(
+            Language::choose(Some(&notice_lang), None),
+            StatusCode::OK,
+            "ack_done_title",
+            "ack_done",
+        ),
         Ok(None) => message_page(
             lang,
             StatusCode::NOT_FOUND,
