@@ -69,6 +69,8 @@ pub struct NotificationContext {
     pub notification: NotificationRecord,
     pub family: String,
     pub case_state: CaseState,
+    /// When the case last changed state.
+    pub case_state_changed_at: Timestamp,
     pub first_hit_at: Timestamp,
     pub last_hit_at: Timestamp,
     pub hit_count: u64,
@@ -120,7 +122,8 @@ const N_COLS: &str = "n.id, n.org_id, n.case_id, n.subscriber_id, n.channel, n.l
 
 /// Columns after [`N_COLS`] for a [`NotificationContext`].
 const CTX_COLS: &str = "c.family, c.state, c.first_hit_at, c.last_hit_at, c.hit_count, \
-     s.external_id, s.pseudonym, s.name_enc, s.email_enc, s.phone_enc, s.address_enc";
+     s.external_id, s.pseudonym, s.name_enc, s.email_enc, s.phone_enc, s.address_enc, \
+     c.state_changed_at";
 
 const CTX_FROM: &str = "FROM notifications n JOIN cases c ON c.id = n.case_id \
      JOIN subscribers s ON s.id = n.subscriber_id";
@@ -177,7 +180,21 @@ fn context(r: &SqlRow) -> Result<NotificationContext, Error> {
             phone: r.opt_blob(27)?,
             address: r.opt_blob(28)?,
         },
+        case_state_changed_at: from_secs("case state_changed_at", r.int(29)?)?,
     })
+}
+
+impl NotificationContext {
+    /// Whether its case no longer needs it: resolved, or acknowledged
+    /// (by the subscriber or by staff) after it was planned. The rule of
+    /// [`Store::active_web_notices`] too.
+    pub fn is_stale(&self) -> bool {
+        match self.case_state {
+            CaseState::Resolved => true,
+            CaseState::Acknowledged => self.case_state_changed_at >= self.notification.created_at,
+            _ => false,
+        }
+    }
 }
 
 const CASE_COLS: &str = "c.id, c.org_id, c.subscriber_id, c.family, c.state, c.notice_round, \
@@ -402,19 +419,20 @@ impl Store {
             .collect()
     }
 
-    /// Cancels the due notifications whose case no longer needs them:
-    /// resolved, or acknowledged after they were planned (by the
-    /// subscriber or by staff). Returns how many.
-    pub fn cancel_stale_notifications(&mut self, now: i64) -> Result<u64, Error> {
-        let n = self.backend.execute(
+    /// Cancels queued notifications that are no longer needed (see
+    /// [`NotificationContext::is_stale`]); returns how many.
+    pub fn cancel_notifications(&mut self, ids: &[i64], now: i64) -> Result<u64, Error> {
+        let list = id_placeholders(2);
+        let sql = format!(
             "UPDATE notifications SET status = 'cancelled', done_at = ?1
-             WHERE status = 'queued' AND next_attempt_at <= ?1
-               AND EXISTS (SELECT 1 FROM cases c WHERE c.id = notifications.case_id
-                   AND (c.state = 'resolved'
-                        OR (c.state = 'acknowledged'
-                            AND c.state_changed_at >= notifications.created_at)))",
-            vals![now],
-        )?;
+             WHERE id IN ({list}) AND status = 'queued'"
+        );
+        let mut n = 0;
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut params = vals![now].to_vec();
+            params.extend(id_params(chunk));
+            n += self.backend.execute(&sql, &params)?;
+        }
         Ok(n)
     }
 

@@ -520,6 +520,7 @@ impl Renderer<'_> {
             },
             family: case.family.clone(),
             case_state: case.state,
+            case_state_changed_at: case.state_changed_at,
             first_hit_at: case.first_hit_at,
             last_hit_at: case.last_hit_at,
             hit_count: case.hit_count,
@@ -582,18 +583,25 @@ async fn deliver(state: &Arc<AppState>, now: DateTime<Utc>) -> Result<(u64, bool
         Channel::Email,
         Channel::Sms,
     ];
-    let (cancelled, due) = state
+    let due = state
         .store
-        .run(move |s| {
-            let cancelled = s.cancel_stale_notifications(t)?;
-            Ok((cancelled, s.due_notifications(t, &all, batch)?))
-        })
+        .run(move |s| s.due_notifications(t, &all, batch))
         .await?;
-    add(&state.metrics.notifications_cancelled, cancelled);
     let full = due.len() >= batch as usize;
     let handled = due.len() as u64;
     if due.is_empty() {
         return Ok((0, false));
+    }
+    // What the case no longer needs (resolved, or acknowledged since it
+    // was planned) is cancelled rather than sent.
+    let (stale, due): (Vec<_>, Vec<_>) = due.into_iter().partition(|n| n.is_stale());
+    if !stale.is_empty() {
+        let ids: Vec<i64> = stale.iter().map(|n| n.notification.id).collect();
+        let cancelled = state
+            .store
+            .run(move |s| s.cancel_notifications(&ids, t))
+            .await?;
+        add(&state.metrics.notifications_cancelled, cancelled);
     }
     let mut policies: HashMap<i64, NotificationPolicy> = HashMap::new();
     let mut names: HashMap<i64, String> = HashMap::new();

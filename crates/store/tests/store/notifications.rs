@@ -517,19 +517,20 @@ fn warnings_not_yet_out_are_cancelled_when_the_case_no_longer_needs_them(db: &Te
         )
         .unwrap();
     let later = T0 + 2 * GRACE + 10;
-    assert_eq!(
-        s.cancel_stale_notifications(later).unwrap(),
-        0,
-        "still needed"
-    );
-    assert_eq!(s.due_notifications(later, &channels, 10).unwrap().len(), 1);
+    let due = s.due_notifications(later, &channels, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(!due[0].is_stale(), "a round after the acknowledgement");
     let cutoff = Utc.timestamp_opt(T0 + 2 * GRACE, 0).single().unwrap();
     assert_eq!(s.resolve_quiet_cases(cutoff, 7).unwrap(), 1);
     assert_eq!(
         s.case(org, case).unwrap().unwrap().state,
         CaseState::Resolved
     );
-    assert_eq!(s.cancel_stale_notifications(later).unwrap(), 1);
+    let due = s.due_notifications(later, &channels, 10).unwrap();
+    assert!(due[0].is_stale(), "its case resolved");
+    let id = due[0].notification.id;
+    assert_eq!(s.cancel_notifications(&[id], later).unwrap(), 1);
+    assert_eq!(s.cancel_notifications(&[id], later).unwrap(), 0, "once");
     assert_eq!(status(&mut s, round2[0].0), NotificationStatus::Cancelled);
     assert!(
         s.due_notifications(later, &channels, 10)
