@@ -603,12 +603,13 @@ async fn deliver(state: &Arc<AppState>, now: DateTime<Utc>) -> Result<(u64, bool
             .await?;
         add(&state.metrics.notifications_cancelled, cancelled);
     }
-    let mut policies: HashMap<i64, NotificationPolicy> = HashMap::new();
+    // Shared, not cloned, by every notification of the organisation.
+    let mut policies: HashMap<i64, Arc<NotificationPolicy>> = HashMap::new();
     let mut names: HashMap<i64, String> = HashMap::new();
     for n in &due {
         let org = n.notification.org_id;
         if let Entry::Vacant(e) = policies.entry(org) {
-            e.insert(policy_of(state, org).await?);
+            e.insert(Arc::new(policy_of(state, org).await?));
             names.insert(org, operator_name(state, org).await);
         }
     }
