@@ -482,14 +482,24 @@ fn ack_path(text: &str) -> String {
         .to_string()
 }
 
-/// The token of the acknowledgement form on a notice page.
-fn notice_form_token(page: &str) -> String {
-    page.split("name=\"token\" value=\"")
+/// Opens the notice from `from` and presses its button, as the
+/// subscriber would: (status, page).
+fn acknowledge_on_notice(hub: &TestHub, from: &str, notice: SocketAddr) -> (u16, String) {
+    let (_, page) = http_from(hub, from, notice, "GET", "/", "");
+    let token = page
+        .split("name=\"token\" value=\"")
         .nth(1)
         .or_else(|| page.split("token=").nth(1))
         .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("the acknowledgement form: {page}"))
-        .to_string()
+        .unwrap_or_else(|| panic!("the acknowledgement form: {page}"));
+    http_from(
+        hub,
+        from,
+        notice,
+        "POST",
+        "/khien-notice/acknowledge",
+        &format!("token={token}"),
+    )
 }
 
 fn case_of(hub: &TestHub, op: &Operator, id: i64) -> Value {
@@ -680,16 +690,7 @@ fn a_new_case_warns_by_email_sms_and_a_notice_only_its_address_sees(db: &TestDb)
     }
 
     // Acknowledging from the notice ends it and moves the case.
-    let (_, page) = http_from(&hub, "127.0.0.1", notice, "GET", "/", "");
-    let form_token = notice_form_token(&page);
-    let (status, done) = http_from(
-        &hub,
-        "127.0.0.1",
-        notice,
-        "POST",
-        "/khien-notice/acknowledge",
-        &format!("token={form_token}"),
-    );
+    let (status, done) = acknowledge_on_notice(&hub, "127.0.0.1", notice);
     assert_eq!(status, 200, "{done}");
     assert!(done.contains("Đã ghi nhận"), "{done}");
     assert_eq!(case_of(&hub, &op, case_id)["state"], "acknowledged");
@@ -1548,16 +1549,7 @@ fn the_walled_garden_sends_only_subscribers_with_a_notice_to_the_listener(db: &T
     });
 
     // The subscriber acknowledges on the notice page: off the list.
-    let (_, page) = http_from(&hub, "127.0.0.3", notice, "GET", "/", "");
-    let token = notice_form_token(&page);
-    let (status, _) = http_from(
-        &hub,
-        "127.0.0.3",
-        notice,
-        "POST",
-        "/khien-notice/acknowledge",
-        &format!("token={token}"),
-    );
+    let (status, _) = acknowledge_on_notice(&hub, "127.0.0.3", notice);
     assert_eq!(status, 200);
     assert!(clients(&op.admin).is_empty());
     let unbound_list = garden(&hub, &op.admin, "?format=unbound");
